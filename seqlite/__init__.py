@@ -1,0 +1,50 @@
+"""seqlite: Sequentially Aggregated Convolutional Networks (Huang et al., 2019) in PyTorch."""
+
+from .blocks import DownsamplingBlock, ResidualBlock, init_weights
+from .complexity import count_flops, count_params
+from .layers import (
+    GroupTransform,
+    HadamardSeqConv2d,
+    SeqConv2d,
+    SeqConvOutput,
+    group_views,
+    seqconv_param_count,
+    window_mask,
+)
+from .registry import create_model, list_models, register_model
+from .seqresnet import (
+    SeqResNet,
+    SeqResNetConfig,
+    seqresnet_b22,
+    seqresnet_b42,
+    seqresnet_cifar,
+    seqresnet_imagenet,
+    seqresnext24,
+)
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "DownsamplingBlock",
+    "GroupTransform",
+    "HadamardSeqConv2d",
+    "ResidualBlock",
+    "SeqConv2d",
+    "SeqConvOutput",
+    "SeqResNet",
+    "SeqResNetConfig",
+    "count_flops",
+    "count_params",
+    "create_model",
+    "group_views",
+    "init_weights",
+    "list_models",
+    "register_model",
+    "seqconv_param_count",
+    "seqresnet_b22",
+    "seqresnet_b42",
+    "seqresnet_cifar",
+    "seqresnet_imagenet",
+    "seqresnext24",
+    "window_mask",
+]

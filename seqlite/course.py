@@ -1,0 +1,56 @@
+"""What every course notebook does first: pick a device, decide quick or full mode, fix seeds.
+
+The notebooks call :func:`setup_notebook` right after their install cell. Quick mode
+(no GPU, or the ``CI`` environment variable set, or ``SEQLITE_QUICK=1``) makes training
+cells use the embedded digits data and a few epochs; the notebook says so when it
+switches. ``SEQLITE_QUICK=0`` forces the full mode.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+from dataclasses import dataclass
+
+import torch
+
+__all__ = ["COLAB_ROOT", "NotebookContext", "quick_mode", "setup_notebook"]
+
+# Where the "Open in Colab" badges point: the project's GitHub home.
+COLAB_ROOT = "https://colab.research.google.com/github/seqlite/seqlite/blob/main/notebooks"
+
+
+def quick_mode() -> bool:
+    """True without a GPU or under CI, unless ``SEQLITE_QUICK`` says otherwise."""
+    forced = os.environ.get("SEQLITE_QUICK")
+    if forced is not None and forced.strip() in {"0", "1"}:
+        return forced.strip() == "1"
+    return bool(os.environ.get("CI")) or not torch.cuda.is_available()
+
+
+@dataclass(frozen=True)
+class NotebookContext:
+    device: torch.device
+    quick: bool
+    seed: int
+
+
+def setup_notebook(seed: int = 0, announce: bool = True) -> NotebookContext:
+    """Seed Python and torch, choose CUDA when available, and announce quick mode.
+
+    The announcement is the same text whatever the reason for quick mode, so the
+    stored notebook outputs match on a laptop and under CI alike.
+    """
+    random.seed(seed)
+    torch.manual_seed(seed)
+    quick = quick_mode()
+    device = torch.device("cuda" if torch.cuda.is_available() and not quick else "cpu")
+    if announce:
+        if quick:
+            print(
+                "Quick mode: no GPU here (or running under CI), so training cells use the "
+                "embedded digits data and a few epochs. On a GPU (e.g. Colab) the full runs start."
+            )
+        else:
+            print(f"Full mode on {torch.cuda.get_device_name(device)}.")
+    return NotebookContext(device=device, quick=quick, seed=seed)
