@@ -1,0 +1,42 @@
+"""count_params and count_flops against numbers worked out by hand."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+from seqlite import SeqConv2d, count_flops, count_params, seqconv_param_count
+
+
+def test_count_params():
+    assert count_params(nn.Linear(10, 5)) == 55
+    model = nn.Sequential(nn.Conv2d(3, 8, 3, bias=False), nn.BatchNorm2d(8))
+    model[1].weight.requires_grad_(False)
+    assert count_params(model) == 3 * 8 * 9 + 16
+    assert count_params(model, trainable_only=True) == 3 * 8 * 9 + 8
+
+
+def test_count_flops_of_a_conv_and_a_linear():
+    conv = nn.Conv2d(4, 6, 3, padding=1, bias=False)
+    assert count_flops(conv, (4, 10, 12)) == 4 * 6 * 9 * 10 * 12
+    assert count_flops(nn.Linear(7, 3), (1, 2, 7)) == 2 * 7 * 3  # (N, C, H, W) form: N = 1, 2x7 inputs
+
+
+def test_windowed_seqconv_costs_a_plain_conv():
+    """WSeqConv (w = in) does the multiply-accumulates of a plain in -> out conv (paper 3.1)."""
+    layer = SeqConv2d(32, 64, 8, window=32)
+    assert count_flops(layer, (32, 8, 8)) == 32 * 64 * 9 * 64
+    dense = SeqConv2d(32, 64, 8)
+    views = sum(32 + 8 * i for i in range(8))
+    assert count_flops(dense, (32, 8, 8)) == views * 8 * 9 * 64
+    assert seqconv_param_count(32, 64, 8) == views * 8 * 9 + 2 * 64
+
+
+def test_count_flops_restores_mode_and_checks_input():
+    model = nn.Sequential(nn.Conv2d(1, 1, 1), nn.BatchNorm2d(1)).train()
+    count_flops(model, (1, 4, 4))
+    assert model.training
+    with pytest.raises(ValueError, match="input_size"):
+        count_flops(model, (4, 4))
+    assert torch.is_grad_enabled()
