@@ -18,11 +18,12 @@ __all__ = ["DownsamplingBlock", "ResidualBlock", "init_weights"]
 class ResidualBlock(nn.Module):
     """Two WSeqConv layers ``C -> C`` with the shortcut inside the second (Fig. 2).
 
-    ``windowed=False`` makes both layers dense (Table 5, S2). Layer A reads the activated features. Layer B reads A's output and adds the
+    Layer A reads the activated features. Layer B reads A's output and adds the
     matching ``k``-channel slice of the residual stream to each group's raw conv
     output before its BN, so each group of B already sees the updated stream of the
     groups before it. Layer B's 3x3 convolutions start at zero (paper 4.2): a new
-    block passes the residual stream through unchanged.
+    block passes the residual stream through unchanged. ``windowed=False`` makes both
+    layers dense (Table 5, S2).
     """
 
     def __init__(
@@ -109,7 +110,9 @@ class DownsamplingBlock(nn.Module):
         self.bn = nn.BatchNorm2d(out_channels)
         init_weights(self)
 
-    def forward(self, activated: Tensor) -> SeqConvOutput:
+    def forward(self, x: SeqConvOutput | Tensor) -> SeqConvOutput:
+        """Takes the previous ``(raw, activated)`` pair (only ``activated`` is read) or a tensor."""
+        activated = x.activated if isinstance(x, SeqConvOutput) else x
         if self.extension is not None:
             activated = torch.cat([activated, self.extension(activated)], 1)
         raw = self.downsize(activated)

@@ -172,13 +172,9 @@ class SeqResNet(nn.Module):
             )
         features: SeqConvOutput = self.seqconv1.forward_residual(self.stem(x))
         if self.stem_downsize is not None:
-            features = self.stem_downsize(features.activated)
-        for stage in self.stages:
-            for block in stage:
-                if isinstance(block, DownsamplingBlock):
-                    features = block(features.activated)
-                else:
-                    features = block(features)
+            features = self.stem_downsize(features)
+        # Every block maps the pair (residual stream, activated features) to a new pair.
+        features = self.stages(features)
         x = self.head_drop(features.activated)
         return torch.relu(self.head_bn(self.head_conv(x)))
 
