@@ -1,0 +1,528 @@
+"""Figures of the course: masks, exploded views, parameter growth, weight heatmaps, curves.
+
+Every ``plot_*`` function draws from a layer or its configuration, takes an optional
+matplotlib ``ax`` and returns the :class:`~matplotlib.figure.Figure` it drew on. When
+no ``ax`` is given the function makes its own figure and detaches it from pyplot at
+once (``plt.close``): nothing piles up in pyplot's figure list, a notebook shows the
+returned figure exactly once, and :func:`figure_to_png` can still render it.
+
+The numbers behind the figures (:func:`weight_usage`, :func:`group_connectivity`,
+:func:`param_growth`, :func:`layer_costs`) are plain functions so they can be tested
+and printed without drawing.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+import os
+from collections.abc import Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+import torch
+from torch import Tensor, nn
+
+from .layers import SeqConv2d, check_seqconv_config, group_views, seqconv_param_count, window_mask
+
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
+    from matplotlib.figure import Figure
+
+__all__ = [
+    "METRIC_COLUMNS",
+    "figure_to_png",
+    "group_connectivity",
+    "layer_costs",
+    "param_growth",
+    "plain_conv_param_count",
+    "plot_cost_comparison",
+    "plot_exploded_view",
+    "plot_param_growth",
+    "plot_training_curves",
+    "plot_weight_heatmap",
+    "plot_window_mask",
+    "read_metrics",
+    "seqconv_layers",
+    "source_groups",
+    "weight_usage",
+]
+
+# Columns of the metrics.csv that `python -m seqlite train` writes, one row per epoch.
+METRIC_COLUMNS = ("epoch", "lr", "train_loss", "train_error", "test_loss", "test_error", "seconds")
+
+_DENSE_COLOR = "tab:red"
+_WINDOW_COLOR = "tab:blue"
+_PLAIN_COLOR = "tab:gray"
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def _new_axes(ax: Axes | None, figsize: tuple[float, float], ncols: int = 1) -> tuple[Figure, Any]:
+    """``(figure, ax)``: the caller's ax, or a new figure detached from pyplot (see module doc)."""
+    if ax is not None:
+        return ax.figure, ax
+    import matplotlib.pyplot as plt  # lazy: importing seqlite must not pick a GUI backend
+
+    fig, axes = plt.subplots(1, ncols, figsize=figsize, layout="constrained")
+    plt.close(fig)
+    return fig, axes
+
+
+def figure_to_png(fig: Figure, dpi: int = 80) -> bytes:
+    """Render ``fig`` to PNG bytes (for ``ipywidgets.Image``) and close it.
+
+    The PNG carries no software/version metadata, so the same figure gives the same
+    bytes on every run of the same matplotlib.
+    """
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=dpi, metadata={"Software": None})
+    import matplotlib.pyplot as plt
+
+    plt.close(fig)
+    return buffer.getvalue()
+
+
+def _layer_config(layer_or_config: SeqConv2d | Mapping[str, Any]) -> dict[str, Any]:
+    """``in_channels, out_channels, k, window, bottleneck, subgroups`` of a layer or a mapping."""
+    if isinstance(layer_or_config, SeqConv2d):
+        layer = layer_or_config
+        return dict(
+            in_channels=layer.in_channels,
+            out_channels=layer.out_channels,
+            k=layer.k,
+            window=layer.window,
+            bottleneck=layer.bottleneck,
+            subgroups=layer.subgroups,
+        )
+    if isinstance(layer_or_config, Mapping):
+        allowed = {"in_channels", "out_channels", "k", "window", "bottleneck", "subgroups"}
+        unknown = set(layer_or_config) - allowed
+        missing = {"in_channels", "out_channels", "k"} - set(layer_or_config)
+        if unknown or missing:
+            raise ValueError(
+                f"layer_or_config must be a SeqConv2d or a mapping with keys in_channels, out_channels, k "
+                f"and optionally window, bottleneck, subgroups; missing {sorted(missing)}, unknown {sorted(unknown)}"
+            )
+        config = {"window": None, "bottleneck": False, "subgroups": 1, **layer_or_config}
+        check_seqconv_config(**config)
+        return config
+    raise ValueError(
+        f"layer_or_config must be a SeqConv2d or a mapping of its arguments, got {type(layer_or_config).__name__}"
+    )
+
+
+# --------------------------------------------------------------------------- masks and views
+
+
+def plot_window_mask(
+    in_channels: int, out_channels: int, k: int, window: int | None = None, ax: Axes | None = None
+) -> Figure:
+    """The masks ``omega_i`` of Eq. 4 as a matrix: one row per group, one column per channel.
+
+    The image is exactly :func:`seqlite.layers.window_mask` (1 = the channel is in
+    group ``i``'s window). Dotted lines separate ``x_0, x_1, ...``; the staircase
+    marks where the channels group ``i`` could see at all end (later groups' outputs
+    do not exist yet when group ``i`` runs).
+    """
+    mask = window_mask(in_channels, out_channels, k, window)
+    g, channels = mask.shape
+    fig, ax = _new_axes(ax, (min(12.0, 2.0 + channels * 0.06), min(6.0, 1.2 + g * 0.35)))
+    ax.imshow(mask.numpy(), cmap="Blues", vmin=0.0, vmax=1.25, aspect="auto", interpolation="nearest")
+    bounds = [in_channels + j * k for j in range(g - 1)]
+    for b in bounds:
+        ax.axvline(b - 0.5, color="0.6", lw=0.8, ls=":")
+    # Staircase: group i (row i) can see channels up to in + i*k; everything right of it is in the future.
+    xs, ys = [], []
+    for i in range(g):
+        stop = in_channels + i * k - 0.5
+        xs += [stop, stop]
+        ys += [i - 0.5, i + 0.5]
+    ax.plot(xs, ys, color="k", lw=1.2)
+    centres = [(in_channels - 1) / 2] + [in_channels + j * k + (k - 1) / 2 for j in range(g - 1)]
+    ax.set_xticks(centres, [f"$x_{{{j}}}$" for j in range(g)])
+    ax.set_yticks(range(g), [f"$\\omega_{{{i + 1}}}$" for i in range(g)])
+    ax.set_xlabel("channels of the dense input $[x_0, x_1, \\dots, x_{g-1}]$")
+    where = "dense (Eq. 1)" if window is None else f"window = {window} channels (Eq. 2)"
+    ax.set_title(f"Masks $\\omega_i$ (Eq. 4): in={in_channels}, k={k}, g={g}, {where}", fontsize=10)
+    return fig
+
+
+def group_connectivity(in_channels: int, out_channels: int, k: int, window: int | None = None) -> Tensor:
+    """Which feature group each group reads: a ``(g, g)`` 0/1 matrix.
+
+    Entry ``[i - 1, j]`` is 1 when group ``i`` (1-based, as in Eq. 1) reads at least
+    one channel of ``x_j`` (``j = 0`` is the whole layer input). Dense layers give a
+    full lower triangle; a window keeps a band next to the diagonal (Eq. 2).
+    """
+    check_seqconv_config(in_channels, out_channels, k, window)
+    g = out_channels // k
+    starts = [0, *(in_channels + j * k for j in range(g))]  # x_0 then x_1 .. x_g
+    conn = torch.zeros(g, g)
+    for i, (start, stop) in enumerate(group_views(in_channels, out_channels, k, window)):
+        for j in range(i + 1):
+            if max(start, starts[j]) < min(stop, starts[j + 1]):
+                conn[i, j] = 1.0
+    return conn
+
+
+def plot_exploded_view(layer_or_config: SeqConv2d | Mapping[str, Any], ax: Axes | None = None) -> Figure:
+    """An exploded view of one SeqConv layer (Fig. 1 middle/right, Fig. 2 right).
+
+    Drawn from the configuration only (a :class:`~seqlite.layers.SeqConv2d` or a mapping
+    ``in_channels, out_channels, k[, window, bottleneck, subgroups]``): a box for the
+    input ``x_0`` and one per group ``F_i -> x_i``; an arrow from ``x_j`` to ``F_i`` for
+    every feature group ``F_i`` reads (:func:`group_connectivity`); under each group the
+    depth of its features (the number of transforms on the longest path from ``x_0``,
+    which is ``i``); a bracket for the output ``[x_1, ..., x_g]``.
+    """
+    from matplotlib.patches import FancyArrowPatch, FancyBboxPatch
+
+    cfg = _layer_config(layer_or_config)
+    in_channels, out_channels, k, window = (cfg[n] for n in ("in_channels", "out_channels", "k", "window"))
+    g = out_channels // k
+    conn = group_connectivity(in_channels, out_channels, k, window)
+    views = group_views(in_channels, out_channels, k, window)
+    box_w, box_h = 0.62, 0.55
+    # Arcs of curvature `rad` peak at about rad/2 x their span above the boxes (equal aspect).
+    rad = 0.3
+    spans = [i + 1 - j for i in range(g) for j in range(i + 1) if conn[i, j]]
+    top = box_h / 2 + rad / 2 * max(spans) + 0.1
+    scale = min(1.3, 13.0 / (g + 1.2))
+    fig, ax = _new_axes(ax, (scale * (g + 1.2), scale * (top + 1.3) + 0.4))
+    transform = "Conv1x1-BN-ReLU-Conv3x3-BN-ReLU" if cfg["bottleneck"] else "Conv3x3-BN-ReLU"
+    for pos in range(g + 1):
+        is_input = pos == 0
+        ax.add_patch(
+            FancyBboxPatch(
+                (pos - box_w / 2, -box_h / 2),
+                box_w,
+                box_h,
+                boxstyle="round,pad=0.02",
+                facecolor="0.9" if is_input else "#fde0c5",
+                edgecolor="0.3",
+                gid="input" if is_input else f"group{pos}",
+            )
+        )
+        label = f"$x_0$\n{in_channels} ch" if is_input else f"$F_{{{pos}}}$\n$x_{{{pos}}}$: {k} ch"
+        ax.text(pos, 0, label, ha="center", va="center", fontsize=8)
+        if not is_input:
+            start, stop = views[pos - 1]
+            ax.text(pos, -0.42, f"sees {stop - start}\ndepth {pos}", ha="center", va="top", fontsize=7)
+    for i in range(g):
+        for j in range(i + 1):
+            if conn[i, j]:
+                target, source = i + 1, j
+                adjacent = target - source == 1
+                ax.add_patch(
+                    FancyArrowPatch(
+                        (source + box_w / 2 * adjacent, box_h / 2 * (not adjacent)),
+                        (target - box_w / 2 * adjacent, box_h / 2 * (not adjacent)),
+                        connectionstyle=f"arc3,rad={0.0 if adjacent else -rad}",
+                        arrowstyle="-|>",
+                        mutation_scale=8,
+                        lw=0.8,
+                        color=_WINDOW_COLOR if window is not None else _DENSE_COLOR,
+                        alpha=0.8,
+                        gid=f"edge{source}->{target}",
+                    )
+                )
+    # Output bracket under x_1 .. x_g.
+    ax.plot([1 - box_w / 2, 1 - box_w / 2, g + box_w / 2, g + box_w / 2], [-0.8, -0.88, -0.88, -0.8], color="k", lw=1)
+    ax.text((1 + g) / 2, -0.95, f"output $[x_1, \\dots, x_{{{g}}}]$: {out_channels} channels", ha="center",
+            va="top", fontsize=8)
+    kind = "dense SeqConv (Eq. 1)" if window is None else f"windowed SeqConv, window {window} (Eq. 2)"
+    ax.set_title(f"{kind}: in={in_channels}, out={out_channels}, k={k}, g={g}; $F_i$ = {transform}", fontsize=9)
+    ax.set_xlim(-0.6, g + 0.6)
+    ax.set_ylim(-1.25, top)
+    ax.set_aspect("equal")
+    ax.axis("off")
+    return fig
+
+
+# --------------------------------------------------------------------------- parameter counts
+
+
+def plain_conv_param_count(in_channels: int, out_channels: int, kernel_size: int = 3) -> int:
+    """Parameters of a plain ``Conv(kxk, no bias) -> BN`` from ``in`` to ``out`` channels.
+
+    The wide layer a SeqConv replaces (Fig. 1 left), counted like
+    :func:`~seqlite.layers.seqconv_param_count` (BN affine included).
+    """
+    check_seqconv_config(in_channels, out_channels, 1)
+    return kernel_size * kernel_size * in_channels * out_channels + 2 * out_channels
+
+
+def param_growth(
+    in_channels: int, k: int, window: int | None, widths: Sequence[int], bottleneck: bool = False
+) -> dict[str, list[int]]:
+    """Parameter counts at each output width: ``dense``, ``windowed`` SeqConv and ``plain`` conv.
+
+    Closed form (:func:`~seqlite.layers.seqconv_param_count`): the dense layer grows
+    quadratically with the width (paper 3.1, "windowed layers"), the windowed one and
+    the plain conv linearly. ``window=None`` uses the paper's WSeqConv window,
+    ``in_channels``.
+    """
+    window = in_channels if window is None else window
+    return {
+        "dense": [seqconv_param_count(in_channels, w, k, None, bottleneck) for w in widths],
+        "windowed": [seqconv_param_count(in_channels, w, k, window, bottleneck) for w in widths],
+        "plain": [plain_conv_param_count(in_channels, w) for w in widths],
+    }
+
+
+def plot_param_growth(
+    in_channels: int = 64,
+    k: int = 8,
+    window: int | None = None,
+    max_out_channels: int | None = None,
+    *,
+    bottleneck: bool = False,
+    mark_out_channels: int | None = None,
+    ax: Axes | None = None,
+) -> Figure:
+    """Parameters of one layer vs its output width: dense vs windowed SeqConv vs plain conv.
+
+    Widths run over ``k, 2k, ..., max_out_channels`` (default ``8 * in_channels``
+    rounded to ``k``). ``mark_out_channels`` puts a dot on each curve (the widget's
+    current setting). Dense growth is quadratic, the other two linear (paper 3.1).
+    """
+    check_seqconv_config(in_channels, k, k, window, bottleneck)
+    window_used = in_channels if window is None else window
+    top = max_out_channels if max_out_channels is not None else max(8 * in_channels, 4 * k)
+    top = max(k, top - top % k)
+    widths = list(range(k, top + 1, k))
+    counts = param_growth(in_channels, k, window_used, widths, bottleneck)
+    fig, ax = _new_axes(ax, (5.5, 3.6))
+    kind = "SeqConv-B" if bottleneck else "SeqConv"
+    ax.plot(widths, counts["dense"], color=_DENSE_COLOR, label=f"dense {kind} (Eq. 1)")
+    windowed_label = f"windowed {kind}, window {window_used} (Eq. 2)"
+    ax.plot(widths, counts["windowed"], color=_WINDOW_COLOR, lw=3, alpha=0.6, label=windowed_label)
+    ax.plot(widths, counts["plain"], color=_PLAIN_COLOR, ls="--", label="plain 3x3 conv + BN")
+    if mark_out_channels is not None:
+        marked = param_growth(in_channels, k, window_used, [mark_out_channels], bottleneck)
+        for name, color in (("dense", _DENSE_COLOR), ("windowed", _WINDOW_COLOR), ("plain", _PLAIN_COLOR)):
+            ax.plot([mark_out_channels], marked[name], "o", color=color, ms=5)
+    ax.set_xlabel(f"output channels (in = {in_channels}, k = {k})")
+    ax.set_ylabel("parameters")
+    ax.ticklabel_format(axis="y", style="sci", scilimits=(0, 3))
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    ax.set_title("Parameter growth: quadratic (dense) vs linear", fontsize=10)
+    return fig
+
+
+def layer_costs(
+    channels: int, k: int, subgroups: int = 1, windowed: bool = True, spatial: tuple[int, int] = (32, 32)
+) -> list[dict[str, Any]]:
+    """Parameters and multiply-accumulates of the layer variants of paper 3.1-3.2 at ``C -> C``.
+
+    Rows: plain 3x3 conv, SeqConv (basic ``F_i``), SeqConv-B (bottleneck) and SeqConv-B
+    with ``c = subgroups`` (the SeqResNeXt transform). ``windowed`` uses the paper's
+    WSeqConv window (``C``). MACs are for one ``spatial`` feature map at stride 1:
+    every conv weight is used once per output pixel, so MACs = conv weights x H x W
+    (BN and ReLU not counted, as in the paper's FLOPs).
+    """
+    window = channels if windowed else None
+    pixels = spatial[0] * spatial[1]
+    g = check_seqconv_config(channels, channels, k, window, subgroups > 1, subgroups)
+    prefix = "windowed " if windowed else "dense "
+    rows = [
+        ("plain 3x3 conv", plain_conv_param_count(channels, channels), 2 * channels),
+        (prefix + "SeqConv", seqconv_param_count(channels, channels, k, window), 2 * k * g),
+        (prefix + "SeqConv-B", seqconv_param_count(channels, channels, k, window, True), 4 * k * g),
+    ]
+    if subgroups > 1:
+        rows.append(
+            (
+                prefix + f"SeqConv-B, c={subgroups}",
+                seqconv_param_count(channels, channels, k, window, True, subgroups),
+                4 * k * g,
+            )
+        )
+    return [
+        {"layer": name, "params": params, "macs": (params - bn) * pixels} for name, params, bn in rows
+    ]
+
+
+def plot_cost_comparison(rows: Sequence[Mapping[str, Any]], ax: Axes | None = None) -> Figure:
+    """Horizontal bars of parameters for the rows of :func:`layer_costs` (MACs in the labels)."""
+    fig, ax = _new_axes(ax, (6.0, 0.6 + 0.5 * len(rows)))
+    names = [r["layer"] for r in rows]
+    params = [r["params"] for r in rows]
+    colors = [_PLAIN_COLOR if "plain" in n else (_WINDOW_COLOR if "windowed" in n else _DENSE_COLOR) for n in names]
+    ax.barh(range(len(rows)), params, color=colors)
+    ax.set_yticks(range(len(rows)), names, fontsize=8)
+    ax.invert_yaxis()
+    for y, r in enumerate(rows):
+        ax.text(r["params"], y, f" {r['params']:,} / {r['macs'] / 1e6:.1f}M MACs", va="center", fontsize=7)
+    ax.set_xlim(0, max(params) * 1.6)
+    ax.set_xlabel("parameters")
+    ax.set_title("Cost of one C -> C layer", fontsize=10)
+    return fig
+
+
+# --------------------------------------------------------------------------- weight heatmap (Fig. 5)
+
+
+def source_groups(in_channels: int, out_channels: int, k: int) -> list[tuple[str, int, int]]:
+    """The source feature groups of Fig. 5: ``(label, start, stop)`` in the dense input.
+
+    The layer input ``x_0`` is split into ``k``-channel groups counted back from its end,
+    the way the previous layer produced it (paper 3.1: ``x'_0 = [x_{1-g'}, ..., x_0]``),
+    so the last ``k`` channels are ``x_{0}`` and the earlier ones ``x_{-1}, x_{-2}, ...``
+    (labels are TeX, ready for matplotlib's ``$...$``).
+    When ``in_channels`` is not a multiple of ``k`` the *oldest* group, the first
+    ``in_channels mod k`` channels, is the narrow one: windows count channels back from
+    the end too, so this keeps window edges on group edges. Then come ``x_1 ..
+    x_{g-1}`` (``x_g`` is no group's input).
+    """
+    g = check_seqconv_config(in_channels, out_channels, k)
+    groups = []
+    n0 = math.ceil(in_channels / k)
+    for j in range(n0):
+        stop = in_channels - (n0 - 1 - j) * k
+        groups.append((f"x_{{{j - n0 + 1}}}", max(0, stop - k), stop))
+    for j in range(1, g):
+        start = in_channels + (j - 1) * k
+        groups.append((f"x_{{{j}}}", start, start + k))
+    return groups
+
+
+def weight_usage(layer: SeqConv2d) -> Tensor:
+    """Fig. 5's numbers: mean absolute weight of ``F_i``'s first conv over each source group.
+
+    Returns a ``(g, S)`` float tensor: row ``i - 1`` is target group ``i``, column ``j``
+    the ``j``-th group of :func:`source_groups` (``x_0`` split into ``k``-channel groups,
+    then ``x_1 .. x_{g-1}``). The value is the L1 norm of the first conv's weights
+    (``GroupTransform.first_conv``: the 3x3 conv, or the 1x1 reduction of SeqConv-B)
+    over the source's channels that lie in group ``i``'s view, divided by the number of
+    those weights (as DenseNet's Fig. 5). NaN where the source is outside the view.
+    Unnormalised; :func:`plot_weight_heatmap` normalises for display.
+    """
+    if not isinstance(layer, SeqConv2d):
+        raise ValueError(f"layer must be a seqlite SeqConv2d, got {type(layer).__name__}")
+    sources = source_groups(layer.in_channels, layer.out_channels, layer.k)
+    usage = torch.full((layer.groups, len(sources)), float("nan"))
+    with torch.no_grad():
+        for i, (transform, (start, stop)) in enumerate(zip(layer.transforms, layer.views)):
+            weight = transform.first_conv.weight.detach().float().cpu()
+            for j, (_, lo, hi) in enumerate(sources):
+                lo, hi = max(lo, start), min(hi, stop)
+                if lo < hi:
+                    usage[i, j] = weight[:, lo - start : hi - start].abs().mean()
+    return usage
+
+
+_NORMALIZATIONS = ("max", "row")
+
+
+def plot_weight_heatmap(
+    layer: SeqConv2d, ax: Axes | None = None, *, normalize: str = "max", title: str | None = None
+) -> Figure:
+    """Fig. 5: the weight usage of one (W)SeqConv layer as a heatmap, target vs source group.
+
+    Rows are target groups ``F_1 .. F_g``, columns the source groups of
+    :func:`source_groups`; white where the source is outside the target's view.
+
+    Normalisation (our choice; the paper only says "normalized weights"):
+    ``normalize="max"`` (default) divides every value by the layer's largest one, so
+    1 (red) is the most-used source of the whole layer and 0 (blue) an unused one;
+    ``normalize="row"`` divides each target group's row by its own largest value, to
+    compare how each group spreads its weights. The colour scale is fixed to [0, 1].
+    """
+    if normalize not in _NORMALIZATIONS:
+        raise ValueError(f"normalize must be one of {_NORMALIZATIONS}, got {normalize!r}")
+    usage = weight_usage(layer)
+    known = usage.nan_to_num(0.0)
+    scale = known.max() if normalize == "max" else known.amax(dim=1, keepdim=True)
+    normed = usage / scale.clamp_min(torch.finfo(usage.dtype).tiny)
+    sources = source_groups(layer.in_channels, layer.out_channels, layer.k)
+    g, s = normed.shape
+    fig, ax = _new_axes(ax, (min(12.0, 2.5 + 0.3 * s), min(10.0, 1.8 + 0.3 * g)))
+    import matplotlib
+
+    cmap = matplotlib.colormaps["coolwarm"].copy()
+    cmap.set_bad("white")
+    image = ax.imshow(normed.numpy(), cmap=cmap, vmin=0.0, vmax=1.0, interpolation="nearest", aspect="auto")
+    step = max(1, s // 16)
+    ax.set_xticks(range(0, s, step), [f"${sources[j][0]}$" for j in range(0, s, step)], fontsize=7, rotation=90)
+    ystep = max(1, g // 16)
+    ax.set_yticks(range(0, g, ystep), [f"$F_{{{i + 1}}}$" for i in range(0, g, ystep)], fontsize=7)
+    ax.set_xlabel("source feature group")
+    ax.set_ylabel("target group")
+    fig.colorbar(image, ax=ax, label=f"mean |w| / {'layer' if normalize == 'max' else 'row'} max", shrink=0.8)
+    kind = "dense" if layer.window is None else f"window {layer.window}"
+    ax.set_title(title or f"Weight usage (Fig. 5): in={layer.in_channels}, k={layer.k}, {kind}", fontsize=9)
+    return fig
+
+
+def seqconv_layers(model: nn.Module) -> list[tuple[str, SeqConv2d]]:
+    """Every :class:`~seqlite.layers.SeqConv2d` in ``model`` with its qualified name, in order."""
+    return [(name, m) for name, m in model.named_modules() if isinstance(m, SeqConv2d)]
+
+
+# --------------------------------------------------------------------------- training curves
+
+
+def read_metrics(source: str | os.PathLike | Iterable[Mapping[str, Any]]) -> list[dict[str, float]]:
+    """Rows of a training ``metrics.csv`` (or already-read rows) as floats.
+
+    Needs ``epoch`` and at least one of the loss/error columns of :data:`METRIC_COLUMNS`;
+    empty cells (e.g. no test evaluation that epoch) become NaN.
+    """
+    if isinstance(source, (str, os.PathLike)):
+        with open(source, newline="") as f:
+            raw_rows: list[Mapping[str, Any]] = list(csv.DictReader(f))
+    else:
+        raw_rows = list(source)
+    if not raw_rows:
+        raise ValueError("metrics must contain at least one row (one epoch)")
+    columns = set(raw_rows[0])
+    if "epoch" not in columns or not columns & {"train_loss", "train_error", "test_loss", "test_error"}:
+        raise ValueError(f"metrics must have the columns {', '.join(METRIC_COLUMNS)}; got {sorted(columns)}")
+    rows = []
+    for raw in raw_rows:
+        row = {}
+        for key, value in raw.items():
+            if key is None:
+                continue
+            try:
+                row[key] = float("nan") if value in ("", None) else float(value)
+            except (TypeError, ValueError):
+                continue  # a text column the plot does not use
+        rows.append(row)
+    return rows
+
+
+def plot_training_curves(
+    metrics: str | os.PathLike | Iterable[Mapping[str, Any]], ax: Sequence[Axes] | None = None,
+    title: str | None = None,
+) -> Figure:
+    """Train/test error and loss vs epoch, as Fig. 4 plots training curves.
+
+    ``metrics`` is the path of the ``metrics.csv`` the training command writes
+    (columns :data:`METRIC_COLUMNS`) or its rows as mappings. Errors stored as
+    fractions (all <= 1) are shown in percent. ``ax`` is a pair of axes (error, loss).
+    """
+    rows = read_metrics(metrics)
+    if ax is not None and len(ax) != 2:
+        raise ValueError(f"ax must be a pair of axes (error, loss), got {len(ax)} axes")
+    fig, axes = (ax[0].figure, ax) if ax is not None else _new_axes(None, (9.0, 3.4), ncols=2)
+    epochs = [r["epoch"] for r in rows]
+    errors = [r.get(c, math.nan) for r in rows for c in ("train_error", "test_error")]
+    finite = [e for e in errors if not math.isnan(e)]
+    percent = 100.0 if finite and max(finite) <= 1.0 else 1.0
+    for axis, kind, factor in ((axes[0], "error", percent), (axes[1], "loss", 1.0)):
+        for split, style in (("train", "-"), ("test", "--")):
+            column = f"{split}_{kind}"
+            if column in rows[0]:
+                axis.plot(epochs, [r[column] * factor for r in rows], style, marker=".", label=split)
+        axis.set_xlabel("epoch")
+        axis.set_ylabel("error (%)" if kind == "error" else "cross-entropy loss")
+        axis.grid(alpha=0.3)
+        axis.legend(fontsize=8)
+    if title:
+        fig.suptitle(title, fontsize=10)
+    return fig
