@@ -443,8 +443,7 @@ def plot_weight_heatmap(
     fig, ax = _new_axes(ax, (min(12.0, 2.5 + 0.3 * s), min(10.0, 1.8 + 0.3 * g)))
     import matplotlib
 
-    cmap = matplotlib.colormaps["coolwarm"].copy()
-    cmap.set_bad("white")
+    cmap = matplotlib.colormaps["coolwarm"].with_extremes(bad="white")
     image = ax.imshow(normed.numpy(), cmap=cmap, vmin=0.0, vmax=1.0, interpolation="nearest", aspect="auto")
     step = max(1, s // 16)
     ax.set_xticks(range(0, s, step), [f"${sources[j][0]}$" for j in range(0, s, step)], fontsize=7, rotation=90)

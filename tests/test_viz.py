@@ -1,0 +1,251 @@
+"""seqlite.viz: the numbers behind the course figures, and that the figures show them."""
+
+from __future__ import annotations
+
+import math
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pytest
+import torch
+from matplotlib.patches import FancyArrowPatch, FancyBboxPatch
+from torch import nn
+
+from seqlite import viz
+from seqlite.complexity import count_flops, count_params
+from seqlite.layers import SeqConv2d, window_mask
+from seqlite.seqresnet import seqresnet_cifar
+
+
+def _image(fig):
+    return np.ma.filled(fig.axes[0].images[0].get_array().astype(float), np.nan)
+
+
+@pytest.mark.parametrize(
+    "in_channels, out_channels, k, window", [(16, 32, 4, 16), (6, 12, 3, None), (5, 8, 2, 3), (8, 8, 8, 8)]
+)
+def test_window_mask_image_is_the_mask(in_channels, out_channels, k, window):
+    fig = viz.plot_window_mask(in_channels, out_channels, k, window)
+    np.testing.assert_array_equal(_image(fig), window_mask(in_channels, out_channels, k, window).numpy())
+    assert len(fig.axes[0].get_yticks()) == out_channels // k
+    assert not plt.get_fignums(), "the returned figure must be detached from pyplot"
+
+
+def test_window_mask_rejects_bad_config():
+    with pytest.raises(ValueError, match="out_channels"):
+        viz.plot_window_mask(16, 30, 4)
+
+
+def test_group_connectivity_by_hand():
+    # in=16, k=8, out=32, window=16: F1 sees x0; F2 the last 8 channels of x0 and x1;
+    # F3 x1, x2; F4 x2, x3.
+    expected = torch.tensor(
+        [[1, 0, 0, 0], [1, 1, 0, 0], [0, 1, 1, 0], [0, 0, 1, 1]], dtype=torch.float32
+    )
+    torch.testing.assert_close(viz.group_connectivity(16, 32, 8, 16), expected)
+    torch.testing.assert_close(viz.group_connectivity(16, 32, 8), torch.ones(4, 4).tril())
+
+
+def test_exploded_view_draws_one_arrow_per_connection():
+    fig = viz.plot_exploded_view({"in_channels": 16, "out_channels": 32, "k": 8, "window": 16})
+    ax = fig.axes[0]
+    arrows = [p for p in ax.patches if isinstance(p, FancyArrowPatch)]
+    boxes = [p for p in ax.patches if isinstance(p, FancyBboxPatch)]
+    assert len(boxes) == 5  # x0 and four groups
+    assert sorted(a.get_gid() for a in arrows) == sorted(
+        ["edge0->1", "edge0->2", "edge1->2", "edge1->3", "edge2->3", "edge2->4", "edge3->4"]
+    )
+    texts = " ".join(t.get_text() for t in ax.texts)
+    assert "depth 4" in texts and "sees 16" in texts
+
+
+def test_exploded_view_from_layer_matches_dense_triangle():
+    layer = SeqConv2d(8, 20, 4, bottleneck=True)
+    fig = viz.plot_exploded_view(layer)
+    arrows = [p for p in fig.axes[0].patches if isinstance(p, FancyArrowPatch)]
+    assert len(arrows) == 5 * 6 // 2
+    assert "Conv1x1" in fig.axes[0].get_title()
+
+
+@pytest.mark.parametrize("bad", [{"in_channels": 8, "k": 4}, {"in_channels": 8, "out_channels": 8, "k": 4, "w": 2}, 42])
+def test_exploded_view_rejects_bad_config(bad):
+    with pytest.raises(ValueError, match="layer_or_config"):
+        viz.plot_exploded_view(bad)
+
+
+@pytest.mark.parametrize("window", [None, 16, 12])
+@pytest.mark.parametrize("bottleneck", [False, True])
+def test_param_growth_matches_built_layers(window, bottleneck):
+    widths = [8, 24, 40]
+    counts = viz.param_growth(16, 8, window, widths, bottleneck)
+    w = 16 if window is None else window
+    for i, width in enumerate(widths):
+        assert counts["dense"][i] == count_params(SeqConv2d(16, width, 8, bottleneck=bottleneck))
+        assert counts["windowed"][i] == count_params(SeqConv2d(16, width, 8, window=w, bottleneck=bottleneck))
+        plain = nn.Sequential(nn.Conv2d(16, width, 3, bias=False), nn.BatchNorm2d(width))
+        assert counts["plain"][i] == count_params(plain)
+
+
+def test_param_growth_is_quadratic_for_dense_and_linear_for_windowed():
+    widths = list(range(32, 321, 32))  # past the window, every group sees 32 channels
+    counts = viz.param_growth(32, 8, 32, widths)
+    dense2 = np.diff(counts["dense"], 2)
+    assert (dense2 > 0).all() and len(set(dense2)) == 1  # constant positive 2nd difference
+    assert (np.diff(counts["windowed"], 2) == 0).all()
+    assert (np.diff(counts["plain"], 2) == 0).all()
+    assert counts["windowed"] == counts["plain"]  # WSeqConv with window = in: a plain conv's parameters
+
+
+def test_plot_param_growth_lines():
+    fig = viz.plot_param_growth(16, 8, max_out_channels=64, mark_out_channels=32)
+    lines = fig.axes[0].get_lines()
+    curves = [line for line in lines if len(line.get_xdata()) > 1]
+    assert len(curves) == 3
+    np.testing.assert_array_equal(curves[0].get_xdata(), np.arange(8, 65, 8))
+    assert curves[0].get_ydata()[-1] == count_params(SeqConv2d(16, 64, 8))
+    assert len(lines) == 6  # plus three markers at width 32
+
+
+def test_layer_costs_match_built_layers_and_flop_counter():
+    rows = {r["layer"]: r for r in viz.layer_costs(16, 8, subgroups=2, spatial=(6, 6))}
+    built = {
+        "plain 3x3 conv": nn.Sequential(nn.Conv2d(16, 16, 3, padding=1, bias=False), nn.BatchNorm2d(16)),
+        "windowed SeqConv": SeqConv2d(16, 16, 8, window=16),
+        "windowed SeqConv-B": SeqConv2d(16, 16, 8, window=16, bottleneck=True),
+        "windowed SeqConv-B, c=2": SeqConv2d(16, 16, 8, window=16, bottleneck=True, subgroups=2),
+    }
+    assert set(rows) == set(built)
+    for name, module in built.items():
+        assert rows[name]["params"] == count_params(module), name
+        assert rows[name]["macs"] == count_flops(module, (16, 6, 6)), name
+
+
+def test_layer_costs_dense_rows_and_errors():
+    names = [r["layer"] for r in viz.layer_costs(16, 8, windowed=False)]
+    assert names == ["plain 3x3 conv", "dense SeqConv", "dense SeqConv-B"]
+    with pytest.raises(ValueError, match="subgroups"):
+        viz.layer_costs(16, 8, subgroups=3)
+    fig = viz.plot_cost_comparison(viz.layer_costs(16, 8))
+    assert len(fig.axes[0].patches) == 3
+
+
+def test_source_groups_split_x0_from_its_end():
+    expected = [("x_{-2}", 0, 1), ("x_{-1}", 1, 3), ("x_{0}", 3, 5), ("x_{1}", 5, 7), ("x_{2}", 7, 9)]
+    assert viz.source_groups(5, 6, 2) == expected
+    assert [s[1:] for s in viz.source_groups(4, 4, 2)] == [(0, 2), (2, 4), (4, 6)]
+
+
+def _layer_with_channel_weights(in_channels, out_channels, k, window, bottleneck=False):
+    """Layer whose first conv weight at view channel c is -(global channel index + 1) * (i + 1)."""
+    layer = SeqConv2d(in_channels, out_channels, k, window=window, bottleneck=bottleneck)
+    with torch.no_grad():
+        for i, (t, (start, stop)) in enumerate(zip(layer.transforms, layer.views)):
+            values = -torch.arange(start + 1, stop + 1, dtype=torch.float32) * (i + 1)
+            t.first_conv.weight.copy_(values.view(1, -1, 1, 1).expand_as(t.first_conv.weight))
+    return layer
+
+
+def test_weight_usage_by_hand_windowed():
+    # in=4, k=2, g=3, window=4. Sources: x_-1 = ch 0-1, x_0 = ch 2-3, x_1 = ch 4-5, x_2 = ch 6-7.
+    # Views: F1 [0, 4), F2 [2, 6), F3 [4, 8). Weight of channel c in F_i: (c + 1) * i in magnitude.
+    usage = viz.weight_usage(_layer_with_channel_weights(4, 6, 2, window=4))
+    nan = math.nan
+    expected = torch.tensor(
+        [
+            [1.5, 3.5, nan, nan],
+            [nan, 3.5 * 2, 5.5 * 2, nan],
+            [nan, nan, 5.5 * 3, 7.5 * 3],
+        ]
+    )
+    torch.testing.assert_close(usage, expected, equal_nan=True)
+
+
+def test_weight_usage_partial_groups_and_bottleneck():
+    # in=5, k=2, dense, bottleneck: sources x_-2 = ch 0, x_-1 = ch 1-2, x_0 = ch 3-4, x_1 = ch 5-6.
+    usage = viz.weight_usage(_layer_with_channel_weights(5, 4, 2, window=None, bottleneck=True))
+    expected = torch.tensor([[1.0, 2.5, 4.5, math.nan], [2.0, 5.0, 9.0, 13.0]])
+    torch.testing.assert_close(usage, expected, equal_nan=True)
+    # A window of 3 cuts x_-1 in half for F1 ([2, 5)) and F2 ([4, 7)) sees half of x_0.
+    usage = viz.weight_usage(_layer_with_channel_weights(5, 4, 2, window=3))
+    expected = torch.tensor([[math.nan, 3.0, 4.5, math.nan], [math.nan, math.nan, 5.0 * 2, 6.5 * 2]])
+    torch.testing.assert_close(usage, expected, equal_nan=True)
+
+
+def test_weight_usage_rejects_other_modules():
+    with pytest.raises(ValueError, match="layer"):
+        viz.weight_usage(nn.Conv2d(3, 3, 3))
+
+
+@pytest.mark.parametrize("normalize", ["max", "row"])
+def test_weight_heatmap_image_is_normalised_usage(normalize):
+    layer = _layer_with_channel_weights(4, 6, 2, window=4)
+    image = _image(viz.plot_weight_heatmap(layer, normalize=normalize))
+    # Hand values from test_weight_usage_by_hand_windowed; layer max 22.5, row maxima 3.5, 11, 22.5.
+    raw = np.array([[1.5, 3.5, np.nan, np.nan], [np.nan, 7.0, 11.0, np.nan], [np.nan, np.nan, 16.5, 22.5]])
+    scale = 22.5 if normalize == "max" else np.array([[3.5], [11.0], [22.5]])
+    np.testing.assert_allclose(image, raw / scale)
+
+
+def test_weight_heatmap_options():
+    layer = SeqConv2d(8, 16, 4, window=8)
+    with pytest.raises(ValueError, match="normalize"):
+        viz.plot_weight_heatmap(layer, normalize="minmax")
+    fig, ax = plt.subplots()
+    assert viz.plot_weight_heatmap(layer, ax=ax, title="layer B") is fig
+    assert ax.get_title() == "layer B"
+    plt.close(fig)
+
+
+def test_seqconv_layers_lists_every_layer_in_order():
+    model = seqresnet_cifar(4, 1, 1)
+    names = [name for name, _ in viz.seqconv_layers(model)]
+    # dense first layer, 2 per residual block x 3 stages, 2 extension layers
+    assert len(names) == 9
+    assert names[0] == "seqconv1" and names[1].endswith("layer_a") and names[2].endswith("layer_b")
+
+
+def test_training_curves_from_csv(tmp_path):
+    path = tmp_path / "metrics.csv"
+    path.write_text(
+        "epoch,lr,train_loss,train_error,test_loss,test_error,seconds\n"
+        "1,0.1,2.0,0.50,2.1,0.55,3.2\n"
+        "2,0.1,1.0,0.25,1.2,0.30,3.1\n"
+        "3,0.01,0.5,0.10,0.9,0.20,3.0\n"
+    )
+    fig = viz.plot_training_curves(path, title="digits")
+    error_ax, loss_ax = fig.axes
+    train_err, test_err = error_ax.get_lines()
+    np.testing.assert_allclose(train_err.get_ydata(), [50, 25, 10])  # fractions shown in percent
+    np.testing.assert_allclose(test_err.get_xdata(), [1, 2, 3])
+    np.testing.assert_allclose(loss_ax.get_lines()[1].get_ydata(), [2.1, 1.2, 0.9])
+    assert error_ax.get_ylabel() == "error (%)"
+
+
+def test_training_curves_from_rows_in_percent_and_missing_cells():
+    rows = [
+        {"epoch": 1, "train_loss": 1.0, "train_error": 40.0, "test_loss": "", "test_error": ""},
+        {"epoch": 2, "train_loss": 0.5, "train_error": 20.0, "test_loss": "0.7", "test_error": "25"},
+    ]
+    fig = viz.plot_training_curves(rows)
+    train_err, test_err = fig.axes[0].get_lines()
+    np.testing.assert_allclose(train_err.get_ydata(), [40, 20])
+    assert math.isnan(test_err.get_ydata()[0]) and test_err.get_ydata()[1] == 25
+
+
+@pytest.mark.parametrize("rows", [[], [{"lr": 0.1, "seconds": 2}]])
+def test_training_curves_reject_bad_metrics(rows):
+    with pytest.raises(ValueError, match="metrics"):
+        viz.plot_training_curves(rows)
+
+
+def test_figure_to_png_is_deterministic_and_closes():
+    a = viz.figure_to_png(viz.plot_window_mask(8, 16, 4, 8))
+    b = viz.figure_to_png(viz.plot_window_mask(8, 16, 4, 8))
+    assert a[:8] == b"\x89PNG\r\n\x1a\n" and a == b
+    fig = plt.figure()
+    viz.figure_to_png(fig)
+    assert not plt.get_fignums()
