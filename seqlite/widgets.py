@@ -1,0 +1,304 @@
+"""Interactive panels for the course notebooks (ipywidgets).
+
+Each panel is a small object around one ipywidgets ``VBox`` (:attr:`Panel.container`)
+holding its controls (sliders, dropdowns), an ``HTML`` widget with the parameter
+counts (:attr:`Panel.text`) and an ``Image`` widget with the figure as PNG bytes
+(:attr:`Panel.image`). Moving a control calls :meth:`Panel.update`, which recomputes
+closed-form counts and redraws one matplotlib figure (a fraction of a second; no
+model is built). Without a front end (nbval, tests) set a control's ``value`` in
+code and read ``panel.text.value`` / ``panel.image.value``; in a browser the panel
+is found by its CSS class (``seqlite-panel`` plus ``seqlite-<name>``) and its
+controls by their ``description``.
+
+Panels: :class:`SeqConvPanel` (notebook 02, ``g`` and ``k``), :class:`WindowPanel`
+(notebook 03, ``g``, ``k`` and the window), :class:`BottleneckPanel` (notebook 04,
+bottleneck and subgroups costs) and :class:`LayerPicker` (notebook 08, Fig. 5
+heatmap of any SeqConv layer of a model).
+"""
+
+from __future__ import annotations
+
+import html
+from typing import Any
+
+import ipywidgets as widgets
+from torch import nn
+
+from . import viz
+from .layers import group_views, seqconv_param_count
+
+__all__ = ["BottleneckPanel", "LayerPicker", "Panel", "SeqConvPanel", "WindowPanel", "layer_picker"]
+
+
+class Panel:
+    """Controls + count text + figure image in one ``VBox``; subclasses say what to draw.
+
+    Subclasses set :attr:`controls` (``name -> widget``) before calling
+    ``super().__init__`` and implement :meth:`describe` (HTML) and :meth:`draw`
+    (a matplotlib figure).
+    """
+
+    css_name = "panel"
+
+    def __init__(self, controls: dict[str, widgets.Widget]):
+        self.controls = controls
+        self._holding = False
+        self.text = widgets.HTML(description="", layout=widgets.Layout(width="auto"))
+        self.text.add_class("seqlite-counts")
+        self.image = widgets.Image(format="png", layout=widgets.Layout(max_width="100%"))
+        self.image.add_class("seqlite-figure")
+        row = widgets.HBox(list(controls.values()), layout=widgets.Layout(flex_flow="row wrap"))
+        row.add_class("seqlite-controls")
+        self.container = widgets.VBox([row, self.text, self.image])
+        self.container.add_class("seqlite-panel")
+        self.container.add_class(f"seqlite-{self.css_name}")
+        for control in controls.values():
+            control.observe(self._on_change, names="value")
+        self.update()
+
+    # -- what subclasses provide
+    def describe(self) -> str:
+        raise NotImplementedError
+
+    def draw(self) -> Any:
+        raise NotImplementedError
+
+    # -- machinery
+    @property
+    def values(self) -> dict[str, Any]:
+        """Current value of every control, by name."""
+        return {name: control.value for name, control in self.controls.items()}
+
+    def _on_change(self, _change: dict) -> None:
+        if not self._holding:
+            self.update()
+
+    def update(self) -> None:
+        """Recompute the count text and redraw the figure from the controls' values."""
+        self.text.value = self.describe()
+        self.image.value = viz.figure_to_png(self.draw())
+
+    def __repr__(self) -> str:
+        args = ", ".join(f"{name}={value!r}" for name, value in self.values.items())
+        return f"{type(self).__name__}({args})"
+
+    def _repr_mimebundle_(self, **kwargs: Any) -> dict:
+        # The container's widget view, but a short text form: the default widget repr
+        # would print the PNG bytes into the notebook's stored text output.
+        bundle = self.container._repr_mimebundle_(**kwargs)
+        bundle["text/plain"] = repr(self)
+        return bundle
+
+
+def _slider(description: str, value: int, low: int, high: int, step: int = 1) -> widgets.IntSlider:
+    return widgets.IntSlider(
+        value=value,
+        min=low,
+        max=high,
+        step=step,
+        description=description,
+        continuous_update=False,  # redraw when the handle is released, not on every pixel
+        style={"description_width": "initial"},
+    )
+
+
+def _table(header: list[str], rows: list[list[Any]]) -> str:
+    head = "".join(f"<th style='padding:2px 8px'>{html.escape(h)}</th>" for h in header)
+    body = "".join(
+        "<tr>" + "".join(f"<td style='padding:2px 8px;text-align:right'>{html.escape(str(c))}</td>" for c in r)
+        + "</tr>"
+        for r in rows
+    )
+    return f"<table class='seqlite-table'><tr>{head}</tr>{body}</table>"
+
+
+class SeqConvPanel(Panel):
+    """Notebook 02: a dense SeqConv layer (Eq. 1) for chosen ``g`` and ``k``.
+
+    Shows the exploded view (Fig. 1 middle) and where the layer sits on the
+    quadratic parameter-growth curve, with the counts of the dense layer and of a
+    plain 3x3 convolution of the same width.
+    """
+
+    css_name = "seqconv-panel"
+
+    def __init__(self, in_channels: int = 16, g: int = 4, k: int = 8, max_groups: int = 12, max_k: int = 32):
+        self.in_channels = in_channels
+        self.g = _slider("groups g", g, 1, max_groups)
+        self.k = _slider("channels per group k", k, 1, max_k)
+        super().__init__({"g": self.g, "k": self.k})
+
+    def describe(self) -> str:
+        g, k, c = self.g.value, self.k.value, self.in_channels
+        dense = seqconv_param_count(c, g * k, k)
+        plain = viz.plain_conv_param_count(c, g * k)
+        views = ", ".join(str(stop - start) for start, stop in group_views(c, g * k, k))
+        return (
+            f"<b>Dense SeqConv {c} &rarr; {g * k}</b> (g={g}, k={k}): <b>{dense:,}</b> parameters; "
+            f"a plain 3x3 conv {c} &rarr; {g * k} has {plain:,} ({dense / plain:.2f}x).<br>"
+            f"Channels each group sees: {views}. The deepest features (x<sub>{g}</sub>) "
+            f"went through {g} transforms."
+        )
+
+    def draw(self) -> Any:
+        import matplotlib.pyplot as plt
+
+        g, k, c = self.g.value, self.k.value, self.in_channels
+        fig, (left, right) = plt.subplots(
+            1, 2, figsize=(12, 3.6), width_ratios=[2.2, 1], layout="constrained"
+        )
+        plt.close(fig)
+        viz.plot_exploded_view({"in_channels": c, "out_channels": g * k, "k": k}, ax=left)
+        viz.plot_param_growth(c, k, None, max(16 * k, 2 * g * k), mark_out_channels=g * k, ax=right)
+        return fig
+
+
+class WindowPanel(Panel):
+    """Notebook 03: the window masks (Eq. 4) and parameter growth for ``g``, ``k`` and ``w``.
+
+    Left: the masks ``omega_i`` as a matrix; right: parameters vs width for the dense
+    layer, the windowed layer with this window and a plain conv, with the current
+    width marked.
+    """
+
+    css_name = "window-panel"
+
+    def __init__(
+        self, in_channels: int = 16, g: int = 6, k: int = 4, window: int = 16, max_groups: int = 16, max_k: int = 16
+    ):
+        self.in_channels = in_channels
+        self.g = _slider("groups g", g, 1, max_groups)
+        self.k = _slider("channels per group k", k, 1, max_k)
+        self.window = _slider("window w (channels)", window, 1, in_channels + max_groups * max_k)
+        super().__init__({"g": self.g, "k": self.k, "window": self.window})
+
+    def describe(self) -> str:
+        g, k, w, c = self.g.value, self.k.value, self.window.value, self.in_channels
+        dense = seqconv_param_count(c, g * k, k)
+        windowed = seqconv_param_count(c, g * k, k, w)
+        plain = viz.plain_conv_param_count(c, g * k)
+        rows = [
+            ["dense SeqConv (Eq. 1)", f"{dense:,}"],
+            [f"windowed SeqConv, w={w} (Eq. 2)", f"{windowed:,}"],
+            ["plain 3x3 conv", f"{plain:,}"],
+        ]
+        note = " (the window covers every view: same as dense)" if windowed == dense else ""
+        note = " (w = in: exactly a plain conv's weights, plus BN)" if w == c and not note else note
+        return f"<b>in={c}, out={g * k}, k={k}, g={g}</b>{note}" + _table(["layer", "parameters"], rows)
+
+    def draw(self) -> Any:
+        import matplotlib.pyplot as plt
+
+        g, k, w, c = self.g.value, self.k.value, self.window.value, self.in_channels
+        fig, (left, right) = plt.subplots(1, 2, figsize=(11, 3.8), layout="constrained")
+        plt.close(fig)
+        viz.plot_window_mask(c, g * k, k, w, ax=left)
+        viz.plot_param_growth(c, k, w, max(16 * k, 2 * g * k), mark_out_channels=g * k, ax=right)
+        return fig
+
+
+def _divisors(n: int) -> list[int]:
+    return [d for d in range(1, n + 1) if n % d == 0]
+
+
+class BottleneckPanel(Panel):
+    """Notebook 04: cost of a ``C -> C`` layer: plain conv, SeqConv, SeqConv-B, SeqConv-B with ``c``.
+
+    The table gives parameters and multiply-accumulates on a 32x32 map
+    (:func:`seqlite.viz.layer_costs`); the figure compares the parameters as bars.
+    """
+
+    css_name = "bottleneck-panel"
+
+    def __init__(self, channels: int = 64, k: int = 16, subgroups: int = 4, windowed: bool = True):
+        self.channels = _slider("width C", channels, 16, 512, 16)
+        self.k = widgets.Dropdown(options=[4, 8, 16, 32, 64], value=k, description="channels per group k")
+        self.subgroups = widgets.Dropdown(options=_divisors(k), value=subgroups, description="subgroups c")
+        self.windowed = widgets.Checkbox(value=windowed, description="windowed (w = C)")
+        for w in (self.k, self.subgroups):
+            w.style = {"description_width": "initial"}
+        self._holding = False
+        self.k.observe(self._on_k, names="value")  # registered first: options change before the redraw
+        super().__init__(
+            {"channels": self.channels, "k": self.k, "subgroups": self.subgroups, "windowed": self.windowed}
+        )
+
+    def _on_k(self, change: dict) -> None:
+        options = _divisors(change["new"])
+        value = self.subgroups.value if self.subgroups.value in options else max(d for d in options if d <= 8)
+        # Assigning options resets the value to the first option; put the kept value back
+        # without redrawing in between (k's own observer redraws once afterwards).
+        self._holding = True
+        try:
+            self.subgroups.options = options
+            self.subgroups.value = value
+        finally:
+            self._holding = False
+
+    def rows(self) -> list[dict[str, Any]]:
+        """The cost table (see :func:`seqlite.viz.layer_costs`); ``C`` is rounded up to a multiple of ``k``."""
+        k = self.k.value
+        channels = -(-self.channels.value // k) * k
+        return viz.layer_costs(channels, k, self.subgroups.value, self.windowed.value)
+
+    def describe(self) -> str:
+        rows = self.rows()
+        plain = rows[0]["params"]
+        k = self.k.value
+        channels = -(-self.channels.value // k) * k
+        header = f"<b>One {channels} &rarr; {channels} layer, k={k}, c={self.subgroups.value}</b>"
+        if channels != self.channels.value:
+            header += f" (C rounded up to a multiple of k from {self.channels.value})"
+        table = _table(
+            ["layer", "parameters", "MACs (32x32)", "vs plain"],
+            [[r["layer"], f"{r['params']:,}", f"{r['macs'] / 1e6:.1f}M", f"{r['params'] / plain:.2f}x"] for r in rows],
+        )
+        return header + table
+
+    def draw(self) -> Any:
+        return viz.plot_cost_comparison(self.rows())
+
+
+class LayerPicker(Panel):
+    """Notebook 08: pick any SeqConv layer of ``model`` and see its Fig. 5 heatmap.
+
+    The dropdown lists :func:`seqlite.viz.seqconv_layers` by name; it starts at the
+    first residual block's second layer (``layer_b``), the layer the paper plots, when
+    there is one.
+    """
+
+    css_name = "layer-picker"
+
+    def __init__(self, model: nn.Module, normalize: str = "max"):
+        self.layers = dict(viz.seqconv_layers(model))
+        if not self.layers:
+            raise ValueError(f"model must contain at least one SeqConv2d layer; {type(model).__name__} has none")
+        if normalize not in ("max", "row"):
+            raise ValueError(f"normalize must be 'max' or 'row', got {normalize!r}")
+        names = list(self.layers)
+        start = next((n for n in names if n.endswith("layer_b")), names[0])
+        self.layer = widgets.Dropdown(options=names, value=start, description="SeqConv layer")
+        self.layer.style = {"description_width": "initial"}
+        self.normalize = widgets.ToggleButtons(
+            options=[("layer max", "max"), ("row max", "row")], value=normalize, description="normalise by"
+        )
+        super().__init__({"layer": self.layer, "normalize": self.normalize})
+
+    def describe(self) -> str:
+        layer = self.layers[self.layer.value]
+        usage = viz.weight_usage(layer)
+        known = usage[~usage.isnan()]
+        return (
+            f"<b>{html.escape(self.layer.value)}</b>: {html.escape(layer.extra_repr())}<br>"
+            f"mean |w| per (target, source) pair: min {known.min():.4f}, max {known.max():.4f}, "
+            f"{int(known.numel())} pairs in view"
+        )
+
+    def draw(self) -> Any:
+        layer = self.layers[self.layer.value]
+        return viz.plot_weight_heatmap(layer, normalize=self.normalize.value, title=self.layer.value)
+
+
+def layer_picker(model: nn.Module, normalize: str = "max") -> LayerPicker:
+    """A :class:`LayerPicker` over every SeqConv2d layer of ``model`` (notebook 08)."""
+    return LayerPicker(model, normalize)
