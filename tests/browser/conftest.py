@@ -504,17 +504,17 @@ class NotebookPage:
         return self._wait_settled(lambda: self.image_digest(image), before, f"the bytes of {what} to change")
 
     def _wait_settled(self, read: Any, before: Any, what: str, settle: float = 0.8) -> Any:
-        seen: dict[str, Any] = {"value": before, "since": time.monotonic()}
-
-        def settled() -> Any:
-            value = read()
-            if value != seen["value"]:
-                seen.update(value=value, since=time.monotonic())
-            if value and value != before and time.monotonic() - seen["since"] >= settle:
+        """Poll ``read()`` until it differs from ``before`` and has not changed for ``settle`` seconds."""
+        value, since = before, time.monotonic()
+        deadline = since + WIDGET_UPDATE_TIMEOUT
+        while time.monotonic() < deadline:
+            current = read()
+            if current != value:
+                value, since = current, time.monotonic()
+            if value and value != before and time.monotonic() - since >= settle:
                 return value
-            return None
-
-        return wait_for(settled, WIDGET_UPDATE_TIMEOUT, what)
+            time.sleep(0.2)
+        raise AssertionError(f"timed out after {WIDGET_UPDATE_TIMEOUT}s waiting for {what} (last seen: {value!r})")
 
     def screenshot(self, path: Path, around: Any | None = None) -> Path:
         """Screenshot the window, with the top of ``around`` (e.g. a widget panel) scrolled to the top."""
@@ -535,7 +535,7 @@ class NotebookPage:
 
 
 @pytest.fixture
-def open_notebook(page: Any, lab_server: LabServer) -> Iterator[Any]:
+def open_notebook(page: Any, lab_server: LabServer, request: pytest.FixtureRequest) -> Iterator[Any]:
     """``open_notebook("notebooks/02_x.ipynb")`` opens it in the tab; its kernel is shut down afterwards."""
     opened: list[NotebookPage] = []
 
@@ -546,5 +546,9 @@ def open_notebook(page: Any, lab_server: LabServer) -> Iterator[Any]:
         return notebook.open()
 
     yield _open
+    report = getattr(request.node, "rep_call", None)
+    if report is not None and report.failed:
+        print(f"browser console errors: {page.console_errors[-20:]}")
+        print(f"end of the JupyterLab log ({lab_server.log}):\n{lab_server.log_tail(3000)}")
     for notebook in opened:
         notebook.shutdown_kernel()
