@@ -1,0 +1,581 @@
+"""Training SeqResNets with the paper's recipe (paper 4.2), resumable after any kill.
+
+One :class:`TrainConfig` says everything about a run; :func:`train` runs it. The recipe
+(paper 4.2): SGD with Nesterov momentum 0.9, weight decay 1e-4, initial lr 0.1; CIFAR batch
+64 for 300 epochs with lr / 10 at 50% and 75% of the epochs (150 and 225); ImageNet batch 256
+for 100 epochs with lr / 10 every 30 epochs. ``recipe="quick"`` keeps the optimiser and uses
+a short cosine schedule.
+
+After every epoch: one row in ``out/metrics.csv`` (epoch, lr, train_loss, train_error,
+test_loss, test_error, test_top5_error, seconds; errors in percent), ``out/last.pt``, and
+``out/best.pt`` when the test (or validation) error is a new best. Checkpoints hold the
+model, optimiser, scheduler, AMP scaler, every RNG state and the metrics so far, so
+``resume=True`` continues exactly where the last completed epoch ended. The order of the
+training images comes from a generator seeded with (seed, epoch), not from the global RNG.
+
+Under ``torchrun`` (``WORLD_SIZE`` > 1) the run uses DistributedDataParallel (NCCL on GPUs,
+gloo on CPU) with a DistributedSampler; ``batch_size`` is the global batch, split evenly
+over the processes; only rank 0 prints, writes metrics and checkpoints.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import math
+import os
+import random
+import time
+from dataclasses import asdict, dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.distributed as dist
+import torch.nn.functional as F
+from torch import nn
+from torch.utils.data import DataLoader, Dataset, DistributedSampler, RandomSampler, Subset
+
+from .checkpoint import capture_rng_state, load_checkpoint, restore_rng_state, save_checkpoint
+from .data import DATASETS, build_datasets
+from .registry import create_model
+
+__all__ = [
+    "METRICS_COLUMNS",
+    "NonFiniteLossError",
+    "Recipe",
+    "TrainConfig",
+    "TrainResult",
+    "build_optimizer",
+    "build_scheduler",
+    "evaluate",
+    "evaluate_checkpoint",
+    "recipe_for",
+    "train",
+]
+
+METRICS_COLUMNS = (
+    "epoch", "lr", "train_loss", "train_error", "test_loss", "test_error", "test_top5_error", "seconds",
+)
+RECIPES = ("paper", "quick")
+AMP_MODES = ("off", "bf16", "fp16")
+# What must match between a checkpoint and the command that resumes it.
+_RUN_IDENTITY = ("model", "model_args", "dataset", "holdout", "recipe", "epochs", "batch_size", "lr", "seed", "amp")
+
+
+class NonFiniteLossError(FloatingPointError):
+    """The training loss became NaN or infinite; the run stopped before saving anything."""
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """Optimiser and schedule of a run (paper 4.2 for ``paper``)."""
+
+    epochs: int
+    batch_size: int
+    schedule: str  # "milestones": lr/10 at 50% and 75%; "step": lr/10 every step_size; "cosine"
+    lr: float = 0.1
+    momentum: float = 0.9
+    nesterov: bool = True
+    weight_decay: float = 1e-4
+    step_size: int = 30
+
+
+def recipe_for(recipe: str, dataset: str) -> Recipe:
+    """The defaults of ``recipe`` for ``dataset``; the digits follow the CIFAR recipe."""
+    if recipe not in RECIPES:
+        raise ValueError(f"recipe must be one of {', '.join(RECIPES)}; got {recipe!r}")
+    if dataset not in DATASETS:
+        raise ValueError(f"dataset must be one of {', '.join(DATASETS)}; got {dataset!r}")
+    imagenet = dataset == "imagenet"
+    if recipe == "paper":
+        return Recipe(100, 256, "step") if imagenet else Recipe(300, 64, "milestones")
+    quick_epochs = {"imagenet": 16, "cifar10": 30, "cifar100": 30, "digits": 10}[dataset]
+    return Recipe(quick_epochs, 256 if imagenet else 64, "cosine")
+
+
+@dataclass
+class TrainConfig:
+    """Everything about one run. ``None`` means "the recipe's value"."""
+
+    model: str = "seqresnet_k8_r4_n1"
+    model_args: dict[str, Any] = field(default_factory=dict)  # overrides for create_model
+    dataset: str = "digits"
+    data_dir: str = "data"
+    download: bool = True
+    verify_data: bool = True  # check CIFAR files against the official MD5 sums
+    holdout: int = 0  # training images held out as the validation set (paper 4.1: 5000)
+    recipe: str = "paper"
+    epochs: int | None = None
+    batch_size: int | None = None  # global batch, split over torchrun processes
+    lr: float | None = None
+    seed: int = 0
+    device: str = "auto"  # auto, cpu, cuda, cuda:1, mps...
+    amp: str = "off"
+    channels_last: bool = False
+    compile: bool = False
+    sync_bn: bool = False
+    workers: int | None = None  # None: 0 for the in-memory digits, else up to 8
+    out: str = "runs/train"
+    resume: bool = False
+    overwrite: bool = False  # start afresh even if ``out`` holds a run
+    progress: bool = True
+
+    def resolved(self) -> TrainConfig:
+        """A copy with the recipe's values filled in and every field checked."""
+        recipe = recipe_for(self.recipe, self.dataset)
+        cfg = replace(
+            self,
+            epochs=recipe.epochs if self.epochs is None else self.epochs,
+            batch_size=recipe.batch_size if self.batch_size is None else self.batch_size,
+            lr=recipe.lr if self.lr is None else float(self.lr),
+            workers=(0 if self.dataset == "digits" else min(8, os.cpu_count() or 1))
+            if self.workers is None
+            else self.workers,
+            model_args=dict(self.model_args),
+        )
+        for name in ("epochs", "batch_size"):
+            value = getattr(cfg, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+                raise ValueError(f"{name} must be a positive integer, got {value!r}")
+        if not (cfg.lr > 0 and math.isfinite(cfg.lr)):
+            raise ValueError(f"lr must be a positive finite number, got {cfg.lr!r}")
+        if cfg.amp not in AMP_MODES:
+            raise ValueError(f"amp must be one of {', '.join(AMP_MODES)}; got {cfg.amp!r}")
+        if cfg.workers < 0:
+            raise ValueError(f"workers must be >= 0, got {cfg.workers!r}")
+        return cfg
+
+
+def build_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.SGD:
+    """SGD, Nesterov momentum 0.9, weight decay 1e-4 on all parameters (paper 4.2)."""
+    recipe = recipe_for(cfg.recipe, cfg.dataset)
+    return torch.optim.SGD(
+        model.parameters(),
+        lr=recipe.lr if cfg.lr is None else cfg.lr,
+        momentum=recipe.momentum,
+        nesterov=recipe.nesterov,
+        weight_decay=recipe.weight_decay,
+    )
+
+
+def build_scheduler(optimizer: torch.optim.Optimizer, cfg: TrainConfig) -> torch.optim.lr_scheduler.LRScheduler:
+    """The recipe's per-epoch schedule for ``cfg.epochs`` epochs."""
+    recipe = recipe_for(cfg.recipe, cfg.dataset)
+    epochs = recipe.epochs if cfg.epochs is None else cfg.epochs
+    if recipe.schedule == "milestones":
+        # lr / 10 at 50% and 75% of training: epochs 150 and 225 of 300 (paper 4.2).
+        return torch.optim.lr_scheduler.MultiStepLR(optimizer, [epochs // 2, epochs * 3 // 4], gamma=0.1)
+    if recipe.schedule == "step":
+        return torch.optim.lr_scheduler.StepLR(optimizer, recipe.step_size, gamma=0.1)
+    return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=epochs)
+
+
+@dataclass
+class TrainResult:
+    out: Path
+    history: list[dict[str, float]]  # one metrics row per epoch
+    best_error: float
+
+    @property
+    def final(self) -> dict[str, float]:
+        return self.history[-1]
+
+
+# --- processes and devices --------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Process:
+    rank: int = 0
+    world_size: int = 1
+    local_rank: int = 0
+
+    @property
+    def main(self) -> bool:
+        return self.rank == 0
+
+
+def _start_processes(device: str) -> tuple[_Process, torch.device]:
+    """Join torchrun's process group when there is one; pick this process's device."""
+    world_size = int(os.environ.get("WORLD_SIZE", "1"))
+    proc = _Process()
+    if world_size > 1:
+        proc = _Process(int(os.environ["RANK"]), world_size, int(os.environ.get("LOCAL_RANK", "0")))
+    if device == "auto":
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    dev = torch.device(device)
+    if dev.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ValueError(f"device {device!r} was asked for but CUDA is not available; use --device cpu")
+        if world_size > 1:
+            dev = torch.device("cuda", proc.local_rank)
+            torch.cuda.set_device(dev)
+    if world_size > 1 and not dist.is_initialized():
+        dist.init_process_group("nccl" if dev.type == "cuda" else "gloo")
+    return proc, dev
+
+
+def _seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def _epoch_seed(seed: int, epoch: int) -> int:
+    return seed * 100_003 + epoch
+
+
+def _autocast(device: torch.device, amp: str):
+    if amp == "off":
+        return contextlib.nullcontext()
+    dtype = torch.bfloat16 if amp == "bf16" else torch.float16
+    return torch.autocast(device.type, dtype=dtype)
+
+
+# --- data -------------------------------------------------------------------------------
+
+
+def _loader(dataset: Dataset, batch_size: int, cfg: TrainConfig, device: torch.device, sampler, generator):
+    on_cuda = device.type == "cuda"
+    return DataLoader(
+        dataset,
+        batch_size=batch_size,
+        sampler=sampler,
+        num_workers=cfg.workers,
+        pin_memory=on_cuda,  # pinned memory only helps (and only exists) with CUDA
+        persistent_workers=cfg.workers > 0,
+        generator=generator,
+    )
+
+
+def _to_device(images: torch.Tensor, targets: torch.Tensor, device: torch.device, channels_last: bool):
+    non_blocking = device.type == "cuda"
+    images = images.to(device, non_blocking=non_blocking)
+    if channels_last:
+        images = images.contiguous(memory_format=torch.channels_last)
+    return images, targets.to(device, non_blocking=non_blocking)
+
+
+# --- one epoch --------------------------------------------------------------------------
+
+
+def _reduce(values: list[float], device: torch.device, proc: _Process) -> list[float]:
+    """Sum ``values`` over all processes."""
+    if proc.world_size == 1:
+        return values
+    t = torch.tensor(values, dtype=torch.float64, device=device)
+    dist.all_reduce(t)
+    return t.tolist()
+
+
+def _all_finite(value: torch.Tensor, proc: _Process) -> bool:
+    # Every process must agree, or one would stop while the others wait for it forever.
+    flag = torch.isfinite(value).to(torch.int32)
+    if proc.world_size > 1:
+        dist.all_reduce(flag, op=dist.ReduceOp.MIN)
+    return bool(flag.item())
+
+
+def _train_epoch(model, loader, optimizer, scaler, cfg, epoch, device, proc, bar_factory) -> dict[str, float]:
+    model.train()
+    loss_sum = torch.zeros((), dtype=torch.float64, device=device)
+    wrong = torch.zeros((), dtype=torch.int64, device=device)
+    seen, checked_step = 0, 0
+    start = time.perf_counter()
+    bar = bar_factory(loader, desc=f"epoch {epoch + 1}/{cfg.epochs}", unit="batch")
+    log_every = 10
+    for step, (images, targets) in enumerate(bar, 1):
+        images, targets = _to_device(images, targets, device, cfg.channels_last)
+        with _autocast(device, cfg.amp):
+            logits = model(images)
+            loss = F.cross_entropy(logits, targets)
+        optimizer.zero_grad(set_to_none=True)
+        if scaler is not None:
+            scaler.scale(loss).backward()
+            scaler.step(optimizer)
+            scaler.update()
+        else:
+            loss.backward()
+            optimizer.step()
+        loss_sum += loss.detach().double() * len(targets)
+        wrong += (logits.detach().argmax(1) != targets).sum()
+        seen += len(targets)
+        # A NaN or inf stays in the running sum, so checking it now and then catches every one
+        # without a GPU sync per step.
+        if step % log_every == 0 or step == len(loader):
+            if not _all_finite(loss_sum, proc):
+                raise NonFiniteLossError(
+                    f"the training loss became {loss_sum.item()} in epoch {epoch + 1} (between steps "
+                    f"{checked_step + 1} and {step}) at lr {optimizer.param_groups[0]['lr']:g}; training stopped "
+                    f"and nothing of this epoch was saved. Try a smaller --lr, or --amp off."
+                )
+            checked_step = step
+            bar.set_postfix(
+                loss=f"{loss_sum.item() / seen:.4f}",
+                err=f"{100 * wrong.item() / seen:.2f}%",
+                img_s=f"{seen * proc.world_size / (time.perf_counter() - start):.0f}",
+                refresh=False,
+            )
+    total_loss, total_wrong, total_seen = _reduce([loss_sum.item(), float(wrong.item()), float(seen)], device, proc)
+    return {"train_loss": total_loss / total_seen, "train_error": 100 * total_wrong / total_seen}
+
+
+@torch.no_grad()
+def evaluate(
+    model: nn.Module,
+    loader: DataLoader,
+    device: torch.device | str = "cpu",
+    amp: str = "off",
+    channels_last: bool = False,
+    _proc: _Process | None = None,
+) -> dict[str, float]:
+    """Mean cross-entropy, top-1 and top-5 error (percent) of ``model`` on ``loader``."""
+    proc = _proc or _Process()
+    device = torch.device(device)
+    model.eval()
+    loss_sum, wrong1, wrong5, seen = 0.0, 0, 0, 0
+    for images, targets in loader:
+        images, targets = _to_device(images, targets, device, channels_last)
+        with _autocast(device, amp):
+            logits = model(images)
+        logits = logits.float()
+        loss_sum += F.cross_entropy(logits, targets, reduction="sum").item()
+        top = logits.topk(min(5, logits.shape[1]), dim=1).indices
+        wrong1 += (top[:, 0] != targets).sum().item()
+        wrong5 += (~(top == targets[:, None]).any(1)).sum().item()
+        seen += len(targets)
+    loss_sum, wrong1, wrong5, seen = _reduce([loss_sum, wrong1, wrong5, seen], device, proc)
+    return {"loss": loss_sum / seen, "error": 100 * wrong1 / seen, "top5_error": 100 * wrong5 / seen}
+
+
+# --- the run ----------------------------------------------------------------------------
+
+
+def _build_model(cfg: TrainConfig, num_classes: int, in_chans: int) -> nn.Module:
+    args = {"num_classes": num_classes, "in_chans": in_chans, **cfg.model_args}
+    return create_model(cfg.model, **args)
+
+
+def _write_metrics(path: Path, history: list[dict[str, float]]) -> None:
+    """Rewrite ``metrics.csv`` from the history (after a resume: exactly the saved epochs)."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    with open(tmp, "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=METRICS_COLUMNS)
+        writer.writeheader()
+        writer.writerows(history)
+    os.replace(tmp, path)
+
+
+def _append_metrics(path: Path, row: dict[str, float]) -> None:
+    with open(path, "a", newline="") as f:
+        csv.DictWriter(f, fieldnames=METRICS_COLUMNS).writerow(row)
+
+
+def _check_resumable(saved: dict[str, Any], cfg: TrainConfig, path: Path) -> None:
+    ours = asdict(cfg)
+    differ = [f"{k}: checkpoint {saved.get(k)!r}, now {ours[k]!r}" for k in _RUN_IDENTITY if saved.get(k) != ours[k]]
+    if differ:
+        raise ValueError(
+            f"cannot resume {path}: the run was started with other settings ({'; '.join(differ)}). "
+            "Repeat the original options, or choose another --out."
+        )
+
+
+def train(cfg: TrainConfig) -> TrainResult:
+    """Run ``cfg`` to its last epoch (continuing ``cfg.out/last.pt`` when ``cfg.resume``)."""
+    from tqdm.auto import tqdm
+
+    cfg = cfg.resolved()
+    proc, device = _start_processes(cfg.device)
+    if cfg.amp == "fp16" and device.type != "cuda":
+        raise ValueError(f"amp 'fp16' needs a CUDA device (found {device}); use amp 'bf16' or 'off'")
+    if cfg.batch_size % proc.world_size:
+        raise ValueError(f"batch_size {cfg.batch_size} must be divisible by the {proc.world_size} processes")
+    say = tqdm.write if proc.main else (lambda *a, **k: None)
+    out = Path(cfg.out)
+    last_path, best_path, metrics_path = out / "last.pt", out / "best.pt", out / "metrics.csv"
+    resuming = cfg.resume and last_path.exists()
+    if last_path.exists() and not cfg.resume and not cfg.overwrite:
+        raise FileExistsError(
+            f"{out} already holds a run ({last_path}); pass --resume to continue it, --overwrite to start "
+            "afresh there, or choose another --out"
+        )
+
+    # Data first: a missing dataset should stop the run before anything is written.
+    def datasets(download: bool):
+        return build_datasets(cfg.dataset, cfg.data_dir, download=download, holdout=cfg.holdout,
+                              verify_checksums=cfg.verify_data)
+
+    spec = datasets(cfg.download) if proc.main else None
+    if proc.world_size > 1:
+        dist.barrier()  # rank 0 may have downloaded; the others read the files now
+    if not proc.main:
+        spec = datasets(False)
+
+    _seed_everything(cfg.seed)
+    net = _build_model(cfg, spec.num_classes, spec.in_chans)
+    if cfg.sync_bn and proc.world_size > 1:
+        net = nn.SyncBatchNorm.convert_sync_batchnorm(net)
+    net.to(device)
+    if cfg.channels_last:
+        net.to(memory_format=torch.channels_last)
+    optimizer = build_optimizer(net, cfg)
+    scheduler = build_scheduler(optimizer, cfg)
+    scaler = torch.amp.GradScaler("cuda") if cfg.amp == "fp16" else None
+
+    start_epoch, history, best_error, rng = 0, [], math.inf, None
+    if resuming:
+        ckpt = load_checkpoint(last_path, required=("model", "optimizer", "scheduler", "epoch", "config", "rng"))
+        _check_resumable(ckpt["config"], cfg, last_path)
+        net.load_state_dict(ckpt["model"])
+        optimizer.load_state_dict(ckpt["optimizer"])
+        scheduler.load_state_dict(ckpt["scheduler"])
+        if scaler is not None and ckpt.get("scaler"):
+            scaler.load_state_dict(ckpt["scaler"])
+        start_epoch, history, best_error = ckpt["epoch"], list(ckpt["history"]), ckpt["best_error"]
+        rng = ckpt["rng"][proc.rank] if len(ckpt["rng"]) == proc.world_size else ckpt["rng"][0]
+        say(f"resuming {last_path} after epoch {start_epoch}/{cfg.epochs}")
+    elif cfg.resume:
+        say(f"no checkpoint in {out} yet; starting from scratch")
+
+    model: nn.Module = net
+    if proc.world_size > 1:
+        model = nn.parallel.DistributedDataParallel(net, device_ids=[device.index] if device.type == "cuda" else None)
+    if cfg.compile:
+        model = torch.compile(model)
+
+    # Each process shuffles its own share; the order depends only on (seed, epoch).
+    train_gen = torch.Generator()
+    if proc.world_size > 1:
+        train_sampler = DistributedSampler(spec.train, proc.world_size, proc.rank, shuffle=True, seed=cfg.seed)
+        test_set = Subset(spec.test, range(proc.rank, len(spec.test), proc.world_size))
+    else:
+        train_sampler = RandomSampler(spec.train, generator=train_gen)
+        test_set = spec.test
+    per_process_batch = cfg.batch_size // proc.world_size
+    train_loader = _loader(spec.train, per_process_batch, cfg, device, train_sampler, train_gen)
+    test_loader = _loader(test_set, max(per_process_batch, 256), cfg, device, None, torch.Generator())
+
+    if proc.main:
+        out.mkdir(parents=True, exist_ok=True)
+        _write_metrics(metrics_path, history)
+        n_params = sum(p.numel() for p in net.parameters())
+        say(
+            f"{cfg.model} ({n_params / 1e6:.2f}M parameters) on {cfg.dataset}: {len(spec.train)} training, "
+            f"{len(spec.test)} {spec.test_split} images; {cfg.epochs} epochs, batch {cfg.batch_size}, lr {cfg.lr:g} "
+            f"({cfg.recipe} recipe); {device}"
+            + (f" x {proc.world_size} processes" if proc.world_size > 1 else "")
+            + f"; writing to {out}"
+        )
+
+    def bar_factory(iterable, **kwargs):
+        return tqdm(iterable, disable=not (proc.main and cfg.progress), dynamic_ncols=True, **kwargs)
+
+    if rng is not None:
+        restore_rng_state(rng)
+    elif proc.world_size > 1:
+        _seed_everything(cfg.seed + proc.rank)  # different dropout and augmentation in each process
+
+    try:
+        for epoch in range(start_epoch, cfg.epochs):
+            began = time.perf_counter()
+            train_gen.manual_seed(_epoch_seed(cfg.seed, epoch))
+            if isinstance(train_sampler, DistributedSampler):
+                train_sampler.set_epoch(epoch)
+            lr = optimizer.param_groups[0]["lr"]
+            train_stats = _train_epoch(model, train_loader, optimizer, scaler, cfg, epoch, device, proc, bar_factory)
+            # The bare network, not the DDP wrapper: the processes' shares of the test set may differ
+            # by one batch, and DDP's forward could wait for a partner that has finished.
+            test_stats = evaluate(net, test_loader, device, cfg.amp, cfg.channels_last, _proc=proc)
+            scheduler.step()
+            row = {
+                "epoch": epoch + 1,
+                "lr": lr,
+                **train_stats,
+                "test_loss": test_stats["loss"],
+                "test_error": test_stats["error"],
+                "test_top5_error": test_stats["top5_error"],
+                "seconds": time.perf_counter() - began,
+            }
+            history.append(row)
+            improved = row["test_error"] < best_error
+            best_error = min(best_error, row["test_error"])
+            rng_states = [capture_rng_state()]
+            if proc.world_size > 1:
+                rng_states = [None] * proc.world_size
+                dist.all_gather_object(rng_states, capture_rng_state())
+            if proc.main:
+                state = {
+                    "model": net.state_dict(),
+                    "optimizer": optimizer.state_dict(),
+                    "scheduler": scheduler.state_dict(),
+                    "scaler": scaler.state_dict() if scaler is not None else None,
+                    "epoch": epoch + 1,
+                    "best_error": best_error,
+                    "history": history,
+                    "config": asdict(cfg),
+                    "num_classes": spec.num_classes,
+                    "in_chans": spec.in_chans,
+                    "rng": rng_states,
+                    "world_size": proc.world_size,
+                }
+                # Checkpoint before the metrics row: a kill in between loses no checkpointed epoch,
+                # and a resume rewrites metrics.csv from the checkpoint's history.
+                save_checkpoint(state, last_path)
+                if improved:
+                    save_checkpoint(state, best_path)
+                _append_metrics(metrics_path, row)
+                say(
+                    f"epoch {epoch + 1}/{cfg.epochs}: lr {lr:g}, train loss {row['train_loss']:.4f} error "
+                    f"{row['train_error']:.2f}%, {spec.test_split} loss {row['test_loss']:.4f} error "
+                    f"{row['test_error']:.2f}% (top-5 {row['test_top5_error']:.2f}%), {row['seconds']:.1f} s"
+                    + (" *best*" if improved else "")
+                )
+    finally:
+        if proc.world_size > 1 and dist.is_initialized():
+            dist.destroy_process_group()
+    return TrainResult(out=out, history=history, best_error=best_error)
+
+
+def evaluate_checkpoint(
+    checkpoint: str | os.PathLike,
+    dataset: str | None = None,
+    data_dir: str = "data",
+    *,
+    device: str = "auto",
+    batch_size: int = 256,
+    workers: int | None = None,
+    download: bool = True,
+    verify_data: bool = True,
+    holdout: int = 0,
+) -> dict[str, float]:
+    """Top-1 / top-5 error (percent) of a checkpoint written by :func:`train` on ``dataset``'s test set.
+
+    ``dataset`` defaults to the one the checkpoint was trained on; ``holdout`` > 0 evaluates on
+    that many held-out training images instead (the same split :func:`train` uses).
+    """
+    ckpt = load_checkpoint(checkpoint, required=("model", "config", "num_classes", "in_chans"))
+    saved = ckpt["config"]
+    dataset = dataset or saved["dataset"]
+    spec = build_datasets(dataset, data_dir, download=download, holdout=holdout, verify_checksums=verify_data,
+                          augment=False)
+    if (spec.num_classes, spec.in_chans) != (ckpt["num_classes"], ckpt["in_chans"]):
+        raise ValueError(
+            f"dataset {dataset!r} has {spec.num_classes} classes and {spec.in_chans} channels, but the checkpoint "
+            f"{checkpoint} was trained for {ckpt['num_classes']} classes and {ckpt['in_chans']} channels"
+        )
+    known = {f.name for f in fields(TrainConfig)}
+    cfg = TrainConfig(**{k: v for k, v in saved.items() if k in known})
+    if device == "auto":
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    net = _build_model(cfg, ckpt["num_classes"], ckpt["in_chans"])
+    net.load_state_dict(ckpt["model"])
+    net.to(device)
+    cfg = replace(cfg, workers=(0 if dataset == "digits" else min(8, os.cpu_count() or 1)) if workers is None
+                  else workers)
+    loader = _loader(spec.test, batch_size, cfg, torch.device(device), None, None)
+    stats = evaluate(net, loader, device)
+    return {"top1_error": stats["error"], "top5_error": stats["top5_error"], "loss": stats["loss"],
+            "images": len(spec.test), "split": spec.test_split}
