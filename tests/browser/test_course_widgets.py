@@ -68,16 +68,21 @@ class PanelInPage:
         """What the student sees change: the count text and the figure's bytes."""
         return self.counts.inner_text().strip(), self.notebook.image_digest(self.figure)
 
-    def expect_redraw(self, before: tuple[str, str | None], after_what: str, text_changes: bool = True) -> None:
-        """Both the count text (unless ``text_changes`` is False) and the figure bytes must change."""
+    def expect_redraw(
+        self, before: tuple[str, str | None], after_what: str, text_changes: bool = True, mention: str = ""
+    ) -> None:
+        """Both the count text (unless ``text_changes`` is False) and the figure bytes must change, and the
+        new text must mention ``mention`` (the new setting, e.g. ``g=5``), so it describes what was chosen."""
         text, digest = before
         assert text and digest, f"the panel shows no count text or no figure before {after_what}"
         if text_changes:
-            self.notebook.wait_text_change(self.counts, text, f"the count text after {after_what}")
+            text = self.notebook.wait_text_change(self.counts, text, f"the count text after {after_what}")
+        assert mention in text, f"after {after_what} the count text does not mention {mention!r}: {text!r}"
         self.notebook.wait_image_change(self.figure, digest, f"the figure after {after_what}")
 
-    def step_slider(self, description: str) -> None:
-        """One key press on the focused slider handle (right, or left at the maximum)."""
+    def step_slider(self, description: str, mention: str) -> None:
+        """One key press on the focused slider handle (right, or left at the maximum); the count text must
+        then mention ``mention.format(new value)``."""
         slider = self.control("widget-slider", description)
         handle = slider.locator(".noUi-handle").first
         value = int(self.notebook.slider_value(slider))
@@ -86,9 +91,11 @@ class PanelInPage:
         before = self.shown()
         moved = self.notebook.press_slider(slider, key)
         assert moved == str(expected), f"{description!r}: {key} moved the slider from {value} to {moved}"
-        self.expect_redraw(before, f"pressing {key} on {description!r} ({value} -> {expected})")
+        self.expect_redraw(
+            before, f"pressing {key} on {description!r} ({value} -> {expected})", mention=mention.format(expected)
+        )
 
-    def drag_slider(self, description: str, pixels: float) -> None:
+    def drag_slider(self, description: str, pixels: float, mention: str) -> None:
         """Drag the slider's handle sideways with the mouse, as a student would."""
         slider = self.control("widget-slider", description)
         value = int(self.notebook.slider_value(slider))
@@ -103,17 +110,18 @@ class PanelInPage:
         mouse.up()
         moved = int(self.notebook.slider_value(slider))
         assert (moved - value) * pixels > 0, f"{description!r}: dragging by {pixels}px left it at {moved}"
-        self.expect_redraw(before, f"dragging {description!r} ({value} -> {moved})")
+        self.expect_redraw(before, f"dragging {description!r} ({value} -> {moved})", mention=mention.format(moved))
 
     def choose(self, description: str) -> str:
-        """Pick, in the dropdown labelled ``description``, the last option other than the current one."""
+        """Pick, in the dropdown labelled ``description``, the last option other than the current one; the
+        count text must then name it."""
         select = self.control("widget-dropdown", description).locator("select")
         current = select.evaluate("s => s.options[s.selectedIndex].label")
         labels = [label for label in select.locator("option").all_inner_texts() if label != current]
         assert labels, f"{description!r}: the dropdown offers nothing but {current!r}"
         before = self.shown()
         select.select_option(label=labels[-1])
-        self.expect_redraw(before, f"choosing {labels[-1]!r} in {description!r} (was {current!r})")
+        self.expect_redraw(before, f"choosing {labels[-1]!r} in {description!r} (was {current!r})", mention=labels[-1])
         return labels[-1]
 
     def toggle(self, description: str, button: str, text_changes: bool) -> None:
@@ -127,9 +135,9 @@ def test_02_seqconv_widget_redraws_for_g_and_k(open_notebook: Any, artifacts: Pa
     notebook = open_notebook(course_notebook("02"))
     run_without_errors(notebook)
     panel = PanelInPage.find(notebook, "seqconv-panel")
-    panel.step_slider("groups g")
-    panel.step_slider("channels per group k")
-    panel.drag_slider("channels per group k", 40)
+    panel.step_slider("groups g", mention="g={}")
+    panel.step_slider("channels per group k", mention="k={}")
+    panel.drag_slider("channels per group k", 40, mention="k={}")
     notebook.screenshot(artifacts / "02-seqconv-panel.png", around=panel.root)
     assert not notebook.visible_errors()
 
@@ -138,9 +146,9 @@ def test_03_window_widget_redraws_mask_and_growth(open_notebook: Any, artifacts:
     notebook = open_notebook(course_notebook("03"))
     run_without_errors(notebook)
     panel = PanelInPage.find(notebook, "window-panel")
-    panel.step_slider("groups g")
-    panel.step_slider("channels per group k")
-    panel.step_slider("window w (channels)")
+    panel.step_slider("groups g", mention="g={}")
+    panel.step_slider("channels per group k", mention="k={}")
+    panel.step_slider("window w (channels)", mention="w={}")
     notebook.screenshot(artifacts / "03-window-panel.png", around=panel.root)
     assert not notebook.visible_errors()
 
