@@ -19,6 +19,7 @@ from __future__ import annotations
 from typing import NamedTuple
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 __all__ = [
@@ -224,6 +225,7 @@ class SeqConv2d(nn.Module):
             GroupTransform(stop - start, k, bottleneck, subgroups) for start, stop in self.views
         )
         self.dropout = nn.Dropout2d(drop_rate) if drop_rate > 0 else nn.Identity()
+        self._plan = _make_plan(in_channels, out_channels, k, window)
 
     def extra_repr(self) -> str:
         window = "dense" if self.window is None else f"window={self.window}"
@@ -253,21 +255,222 @@ class SeqConv2d(nn.Module):
         With ``shortcut`` (``out_channels`` wide), group ``i`` adds its ``k``-channel
         slice of it to the raw conv output before BN (pre-activation identity mapping,
         Fig. 2); BN-ReLU of the sum is what later groups see.
+
+        How it is computed (the numbers are those of Eq. 1-2, only the order of the
+        sums differs): the first convolution of every group is linear in its view, so
+        the view is split into *sources* and each source's contribution to all groups
+        that see it is one wide convolution. The layer input ``x_0`` is available at
+        once, so its contribution to every group is a few convolutions over channel
+        chunks of ``x_0`` (chunks skip most of the zeros of the windowed layer's
+        block-triangular weight). The groups then run in blocks of a few groups: inside
+        a block, each group adds the (narrow) contribution of the earlier groups of its
+        own block, then BN-ReLU; after the block, its outputs are pushed to all later
+        groups that see them with one convolution. Nothing of size ``g x view`` is ever
+        built, so activation memory grows linearly with the number of groups.
         """
-        self._check_input(x, shortcut)
-        features = [x]  # [x_0, activated x_1, ...]; concatenated lazily per view
-        raws = []
-        for i, (transform, (start, stop)) in enumerate(zip(self.transforms, self.views)):
-            view = _channel_slice(features, start, stop)
-            raw = transform.conv(self.dropout(view))
-            if shortcut is not None:
-                raw = raw + shortcut[:, i * self.k : (i + 1) * self.k]
-            raws.append(raw)
-            features.append(torch.relu(transform.bn(raw)))
-        return SeqConvOutput(torch.cat(raws, 1), torch.cat(features[1:], 1))
+        raw, activated = self._run(x, shortcut, keep_raw=True)
+        return SeqConvOutput(raw, activated)
 
     def forward(self, x: Tensor) -> Tensor:
-        return self.forward_residual(x).activated
+        return self._run(x, None, keep_raw=False)[1]
+
+    def _run(self, x: Tensor, shortcut: Tensor | None, keep_raw: bool) -> tuple[Tensor | None, Tensor]:
+        self._check_input(x, shortcut)
+        plan = self._plan
+        k, g = self.k, self.groups
+        masks = self._dropout_masks(x) if self.training and self.drop_rate > 0 else None
+        weights = iter(self._push_weights())
+        basic_shortcut = shortcut if not self.bottleneck else None
+        acc = None  # pre-activation sums of the groups not run yet, ``k`` channels each
+        pieces = torch.split(x, [b - a for (a, b), _ in plan.x0_pushes], 1) if len(plan.x0_pushes) > 1 else [x]
+        for piece, ((a, b), targets) in zip(pieces, plan.x0_pushes):
+            if targets is not None:
+                t0, t1 = targets
+                contribution = self._push(piece, next(weights), a, b, t0, t1, masks)
+                acc = _add_channels(acc, contribution, t0 * k, t1 * k, g * k)
+        if basic_shortcut is not None:
+            acc = basic_shortcut if acc is None else acc + basic_shortcut
+        done = 0  # groups whose outputs are computed; acc starts at group ``done``
+        raws: list[Tensor] = []
+        blocks: list[Tensor] = []
+        for (g0, g1), push in zip(plan.blocks, plan.block_pushes):
+            # split (not slice) so that backward is one concatenation, not a zero-filled
+            # full-size gradient per slice
+            rest = (g - g1) * k
+            pres = list(torch.split(acc, [k] * (g1 - g0) + ([rest] if rest else []), 1))
+            acc = pres.pop() if rest else None
+            block: list[Tensor] = []
+            for i, pre in zip(range(g0, g1), pres):
+                transform = self.transforms[i]
+                lo, hi = plan.intra[i]
+                if lo < hi:  # earlier groups of this block inside the view of group i
+                    start = self.views[i][0]
+                    source = _channel_slice(block, lo - plan.offsets[g0], hi - plan.offsets[g0])
+                    if masks is not None:
+                        source = source * masks[:, i, lo:hi, None, None]
+                    weight = transform.first_conv.weight[:, lo - start : hi - start]
+                    pre = pre + F.conv2d(source, weight, padding=weight.shape[-1] // 2)
+                if self.bottleneck:
+                    raw = transform.conv3x3(torch.relu(transform.reduce_bn(pre)))
+                    if shortcut is not None:
+                        raw = raw + shortcut[:, i * k : (i + 1) * k]
+                else:
+                    raw = pre
+                if keep_raw:
+                    raws.append(raw)
+                block.append(torch.relu(transform.bn(raw)))
+            activated = block[0] if len(block) == 1 else torch.cat(block, 1)
+            blocks.append(activated)
+            done = g1
+            if push is not None:
+                (a, b), (t0, t1) = push
+                contribution = self._push(activated, next(weights), a, b, t0, t1, masks)
+                acc = _add_channels(acc, contribution, (t0 - done) * k, (t1 - done) * k, (g - done) * k)
+        raw = (raws[0] if len(raws) == 1 else torch.cat(raws, 1)) if keep_raw else None
+        return raw, blocks[0] if len(blocks) == 1 else torch.cat(blocks, 1)
+
+    def _push_weights(self) -> list[Tensor]:
+        """The weight of every push of the plan, in order, cut from all groups' first-conv weights.
+
+        The weights are stacked as one ``(out, in + out - k, kh, kw)`` matrix (zeros
+        outside the views) and cut with ``split``, whose backward is one concatenation
+        (slicing would fill a zero gradient of the whole matrix per push).
+        """
+        plan = self._plan
+        width = self.in_channels + self.out_channels - self.k
+        rows = []
+        for transform, (start, stop) in zip(self.transforms, self.views):
+            w = transform.first_conv.weight
+            rows.append(w if (start, stop) == (0, width) else F.pad(w, (0, 0, 0, 0, start, width - stop)))
+        matrix = rows[0] if len(rows) == 1 else torch.cat(rows, 0)
+        columns = torch.split(matrix, plan.column_sizes, 1)
+        weights = []
+        for column, (t0, t1) in zip(plan.push_columns, plan.push_targets):
+            sizes = [n for n in (t0 * self.k, (t1 - t0) * self.k, self.out_channels - t1 * self.k) if n]
+            rows_cut = torch.split(columns[column], sizes, 0) if len(sizes) > 1 else [columns[column]]
+            weights.append(rows_cut[1 if t0 else 0])
+        return weights
+
+    def _dropout_masks(self, x: Tensor) -> Tensor:
+        """``Dropout2d`` masks of every group's view, ``(N, g, in + out - k)``, zero outside the views.
+
+        Drawn group after group with the same calls ``F.dropout2d`` makes, so the random
+        numbers are those of a per-group loop that applies ``Dropout2d`` to each view.
+        """
+        width = self.in_channels + self.out_channels - self.k
+        keep = 1.0 - self.drop_rate
+        rows = []
+        for start, stop in self.views:
+            noise = torch.empty(x.shape[0], stop - start, 1, 1, dtype=x.dtype, device=x.device)
+            noise.bernoulli_(keep).div_(keep)
+            rows.append(F.pad(noise.view(x.shape[0], stop - start), (start, width - stop)))
+        return torch.stack(rows, 1)
+
+    def _push(
+        self, source: Tensor, weight: Tensor, a: int, b: int, t0: int, t1: int, masks: Tensor | None
+    ) -> Tensor:
+        """Contribution of concatenated channels ``[a, b)`` to the first conv of groups ``[t0, t1)``."""
+        k = self.k
+        padding = weight.shape[-1] // 2
+        if masks is None:
+            return F.conv2d(source, weight, padding=padding)
+        # Each group's view has its own dropout mask per (sample, channel): fold the mask
+        # into per-sample weights and run the samples as the groups of one convolution.
+        n, _, h, w = source.shape
+        groups, width = t1 - t0, b - a
+        sample_weights = weight.reshape(1, groups, k, width, *weight.shape[-2:]) * masks[
+            :, t0:t1, None, a:b, None, None
+        ]
+        out = F.conv2d(
+            source.reshape(1, n * width, h, w),
+            sample_weights.reshape(n * groups * k, width, *weight.shape[-2:]),
+            padding=padding,
+            groups=n,
+        )
+        return out.view(n, groups * k, h, w)
+
+
+class _Plan(NamedTuple):
+    """The order of the sums of :meth:`SeqConv2d.forward_residual`, fixed per layer shape.
+
+    ``x0_pushes`` and ``block_pushes`` are ``((a, b), (t0, t1))``: concatenated channels
+    ``[a, b)`` of ``[x_0, x_1, ..., x_{g-1}]`` feed groups ``[t0, t1)`` in one convolution
+    (``x0_pushes`` split ``x_0`` into chunks; a chunk no group sees has targets ``None``).
+    ``intra[i]`` is the channel range of group ``i``'s own block that it sees.
+    ``column_sizes`` splits the concatenated channels at the pushes' sources;
+    ``push_columns`` and ``push_targets`` say, per push in order, which piece and groups.
+    """
+
+    blocks: list[tuple[int, int]]
+    x0_pushes: list[tuple[tuple[int, int], tuple[int, int]]]
+    block_pushes: list[tuple[tuple[int, int], tuple[int, int]] | None]
+    intra: list[tuple[int, int]]
+    offsets: list[int]
+    column_sizes: list[int]
+    push_columns: list[int]
+    push_targets: list[tuple[int, int]]
+
+
+def _block_size(in_channels: int, k: int, groups: int) -> int:
+    """Groups per block: wide enough pushes, few narrow in-block convolutions (measured, see benchmarks/)."""
+    return max(1, min(groups, 32 // k if k < 32 else 1))
+
+
+def _make_plan(
+    in_channels: int,
+    out_channels: int,
+    k: int,
+    window: int | None,
+    block: int | None = None,
+    x0_chunks: int | None = None,
+) -> _Plan:
+    views = group_views(in_channels, out_channels, k, window)
+    g = len(views)
+    block = _block_size(in_channels, k, g) if block is None else block
+    offsets = [in_channels + j * k for j in range(g + 1)]  # where x_{j+1} starts in the concatenation
+
+    def targets(a: int, b: int, first: int) -> tuple[int, int] | None:
+        seen = [i for i in range(first, g) if views[i][0] < b and views[i][1] > a]
+        return (seen[0], seen[-1] + 1) if seen else None
+
+    # x_0 in chunks whose sets of target groups differ; adjacent chunks with the same
+    # targets merge (dense layers: one chunk, one convolution).
+    chunks = x0_chunks if x0_chunks is not None else min(4, max(1, in_channels // 32))
+    bounds = sorted({round(j * in_channels / chunks) for j in range(chunks + 1)})
+    x0_pushes: list[tuple[tuple[int, int], tuple[int, int]]] = []
+    for a, b in zip(bounds, bounds[1:]):
+        t = targets(a, b, 0)
+        if x0_pushes and x0_pushes[-1][1] == t:
+            x0_pushes[-1] = ((x0_pushes[-1][0][0], b), t)
+        else:
+            x0_pushes.append(((a, b), t))
+    blocks = [(g0, min(g, g0 + block)) for g0 in range(0, g, block)]
+    block_pushes = []
+    for g0, g1 in blocks:
+        t = targets(offsets[g0], offsets[g1], g1)
+        block_pushes.append(None if t is None else ((offsets[g0], offsets[g1]), t))
+    intra = []
+    for g0, g1 in blocks:
+        for i in range(g0, g1):
+            intra.append((max(views[i][0], offsets[g0]), views[i][1]) if i > g0 else (0, 0))
+    pushes = [p for p in x0_pushes + block_pushes if p is not None and p[1] is not None]
+    cuts = sorted({0, offsets[g - 1]} | {e for (a, b), _ in pushes for e in (a, b)})
+    column_sizes = [b - a for a, b in zip(cuts, cuts[1:])]
+    push_columns = [cuts.index(a) for (a, _), _ in pushes]
+    push_targets = [t for _, t in pushes]
+    return _Plan(blocks, x0_pushes, block_pushes, intra, offsets, column_sizes, push_columns, push_targets)
+
+
+def _add_channels(acc: Tensor | None, part: Tensor, lo: int, hi: int, width: int) -> Tensor:
+    """``acc`` (``width`` channels, ``None`` for zeros) plus ``part`` on channels ``[lo, hi)``."""
+    if acc is None:
+        return part if (lo, hi) == (0, width) else F.pad(part, (0, 0, 0, 0, lo, width - hi))
+    if (lo, hi) == (0, width):
+        return acc + part
+    sizes = [n for n in (lo, hi - lo, width - hi) if n]
+    pieces = list(torch.split(acc, sizes, 1))
+    pieces[1 if lo else 0] = pieces[1 if lo else 0] + part
+    return torch.cat(pieces, 1)
 
 
 def _channel_slice(features: list[Tensor], start: int, stop: int) -> Tensor:

@@ -1,0 +1,67 @@
+"""Timing helpers shared by the benchmarks: interleaved rounds, medians, machine description."""
+
+from __future__ import annotations
+
+import os
+import platform
+import statistics
+import time
+from collections.abc import Callable
+
+import torch
+
+__all__ = ["machine", "interleaved_medians", "format_table"]
+
+
+def _cpu_model() -> str:
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown CPU"
+
+
+def machine() -> str:
+    """One line naming the machine: CPU, cores, threads, load, torch version, GPU if any."""
+    load = ", ".join(f"{v:.2f}" for v in os.getloadavg()) if hasattr(os, "getloadavg") else "n/a"
+    gpu = torch.cuda.get_device_name() if torch.cuda.is_available() else "no GPU used"
+    return (
+        f"{_cpu_model()}, {os.cpu_count()} cores, torch {torch.__version__}, "
+        f"{torch.get_num_threads()} threads, load average {load}, {gpu}"
+    )
+
+
+def interleaved_medians(
+    variants: dict[str, Callable[[], object]], rounds: int = 7, warmup: int = 1, sync: bool = False
+) -> dict[str, float]:
+    """Median seconds per call of each variant, run in turns (A B C A B C ...).
+
+    Interleaving spreads the load of other processes evenly over the variants, and the
+    median ignores the rounds a burst of load hit.
+    """
+    for fn in variants.values():
+        for _ in range(warmup):
+            fn()
+    times: dict[str, list[float]] = {name: [] for name in variants}
+    for _ in range(rounds):
+        for name, fn in variants.items():
+            if sync:
+                torch.cuda.synchronize()
+            start = time.perf_counter()
+            fn()
+            if sync:
+                torch.cuda.synchronize()
+            times[name].append(time.perf_counter() - start)
+    return {name: statistics.median(ts) for name, ts in times.items()}
+
+
+def format_table(header: list[str], rows: list[list[object]]) -> str:
+    """A Markdown table (so the output pastes into RESULTS.md as it is)."""
+    cells = [header] + [[str(c) for c in row] for row in rows]
+    widths = [max(len(r[i]) for r in cells) for i in range(len(header))]
+    lines = ["| " + " | ".join(c.ljust(w) for c, w in zip(r, widths)) + " |" for r in cells]
+    lines.insert(1, "|" + "|".join("-" * (w + 2) for w in widths) + "|")
+    return "\n".join(lines)

@@ -1,0 +1,88 @@
+"""Forward+backward time of one WSeqConv layer against a Conv2d+BN+ReLU of the same shape.
+
+    python -m benchmarks.layers [--rounds 7] [--batch 64] [--threads N] [--formats cl,nchw]
+
+The shapes are the three stages of ``seqresnet_k8_r4_n1`` (C=64/128/192, k=8, window C,
+32/16/8 pixels). Goal (issue 5): fast WSeqConv <= 1.5x the plain layer. The baseline is
+the per-group loop of :mod:`benchmarks.baseline`.
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Callable
+
+import torch
+from torch import nn
+
+from seqlite.layers import SeqConv2d
+
+from .baseline import BaselineSeqConv2d
+from .common import format_table, interleaved_medians, machine
+
+SHAPES = [(64, 32), (128, 16), (192, 8)]
+
+
+def _step(module: nn.Module, x: torch.Tensor) -> Callable[[], None]:
+    def run() -> None:
+        x.grad = None
+        module.zero_grad(set_to_none=True)
+        module(x).sum().backward()
+
+    return run
+
+
+def _plain(channels: int) -> nn.Module:
+    return nn.Sequential(
+        nn.Conv2d(channels, channels, 3, padding=1, bias=False), nn.BatchNorm2d(channels), nn.ReLU()
+    )
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--rounds", type=int, default=7)
+    parser.add_argument("--batch", type=int, default=64)
+    parser.add_argument("--k", type=int, default=8)
+    parser.add_argument("--threads", type=int, default=None)
+    parser.add_argument("--formats", default="cl,nchw", help="cl (channels_last) and/or nchw")
+    parser.add_argument("--no-baseline", action="store_true", help="skip the (slow) per-group loop")
+    args = parser.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    torch.manual_seed(0)
+    print(machine())
+    print(f"batch {args.batch}, float32, forward+backward, median of {args.rounds} interleaved rounds\n")
+    rows = []
+    for fmt in args.formats.split(","):
+        memory_format = torch.channels_last if fmt == "cl" else torch.contiguous_format
+        for channels, size in SHAPES:
+            x = torch.randn(args.batch, channels, size, size).to(memory_format=memory_format)
+            x.requires_grad_()
+            fast = SeqConv2d(channels, channels, args.k, window=channels)
+            modules = {"conv+bn+relu": _plain(channels), "fast": fast}
+            if not args.no_baseline:
+                baseline = SeqConv2d(channels, channels, args.k, window=channels)
+                baseline.__class__ = BaselineSeqConv2d
+                modules["baseline"] = baseline
+            variants = {n: _step(m.to(memory_format=memory_format), x) for n, m in modules.items()}
+            t = interleaved_medians(variants, rounds=args.rounds)
+            plain = t["conv+bn+relu"]
+            row = [fmt, f"C={channels} {size}x{size}", f"{plain * 1e3:.1f}", f"{t['fast'] * 1e3:.1f}",
+                   f"{t['fast'] / plain:.2f}x"]
+            if "baseline" in t:
+                row += [f"{t['baseline'] * 1e3:.1f}", f"{t['baseline'] / plain:.2f}x",
+                        f"{t['baseline'] / t['fast']:.2f}x"]
+            rows.append(row)
+            print(format_table(_header(args.no_baseline), rows[-1:]).splitlines()[-1], flush=True)
+    print()
+    print(format_table(_header(args.no_baseline), rows))
+    print(f"\n{machine()}")
+
+
+def _header(no_baseline: bool) -> list[str]:
+    h = ["format", f"shape (k={8})", "conv+bn+relu ms", "fast ms", "fast / conv"]
+    return h if no_baseline else h + ["baseline ms", "baseline / conv", "speed-up"]
+
+
+if __name__ == "__main__":
+    main()
