@@ -16,7 +16,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-__all__ = ["main", "parse_model_args"]
+__all__ = ["build_parser", "main", "parse_model_args", "train_config"]
 
 
 def parse_model_args(text: str) -> dict[str, Any]:
@@ -72,6 +72,7 @@ def _train_parser(sub) -> None:
                    help="accept CIFAR files whose MD5 sums differ from the official ones")
     p.add_argument("--holdout", type=int, default=0, metavar="N",
                    help="hold out N training images and evaluate on them (paper 4.1: 5000)")
+    p.add_argument("--subset", type=int, metavar="N", help="train on N training images only (quick experiments)")
     p.add_argument("--recipe", default="paper", choices=RECIPES,
                    help="paper: SGD Nesterov 0.9, wd 1e-4, lr 0.1, CIFAR 300 epochs batch 64 lr/10 at 50%% and 75%%, "
                         "ImageNet 100 epochs batch 256 lr/10 every 30; quick: same optimiser, short cosine schedule")
@@ -112,17 +113,26 @@ def _demo_parser(sub) -> None:
     p = sub.add_parser("demo", help="train a small SeqResNet on the embedded digits (CPU, about a minute)",
                        description="Offline demo: seqresnet_k8_r4_n1 on the 1,797 embedded 8x8 digits.")
     p.add_argument("--out", default="runs/demo")
-    p.add_argument("--epochs", type=int, default=4)
+    p.add_argument("--epochs", type=int, default=3)
     p.add_argument("--device", default="cpu")
     p.add_argument("--seed", type=int, default=0)
 
 
-def _run_train(args: argparse.Namespace) -> int:
-    from .train import TrainConfig, train
+def train_config(args: argparse.Namespace | list[str]):
+    """The :class:`~seqlite.train.TrainConfig` that ``seqlite train ARGS`` runs."""
+    from .train import TrainConfig
 
+    if isinstance(args, list):
+        args = build_parser().parse_args(["train", *args])
     options = {k: v for k, v in vars(args).items() if k != "command"}
     options["out"] = options["out"] or f"runs/{args.model}-{args.dataset}"
-    train(TrainConfig(**options))
+    return TrainConfig(**options)
+
+
+def _run_train(args: argparse.Namespace) -> int:
+    from .train import train
+
+    train(train_config(args))
     return 0
 
 
@@ -159,13 +169,17 @@ def _run_demo(args: argparse.Namespace) -> int:
     return 0
 
 
-def main(argv: list[str] | None = None) -> int:
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="seqlite", description="Sequentially Aggregated Convolutional Networks")
     sub = parser.add_subparsers(dest="command", required=True, metavar="{train,eval,demo}")
     _train_parser(sub)
     _eval_parser(sub)
     _demo_parser(sub)
-    args = parser.parse_args(sys.argv[1:] if argv is None else argv)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(sys.argv[1:] if argv is None else argv)
     from .checkpoint import CheckpointError
     from .data import DatasetNotFoundError
     from .train import NonFiniteLossError

@@ -61,7 +61,9 @@ METRICS_COLUMNS = (
 RECIPES = ("paper", "quick")
 AMP_MODES = ("off", "bf16", "fp16")
 # What must match between a checkpoint and the command that resumes it.
-_RUN_IDENTITY = ("model", "model_args", "dataset", "holdout", "recipe", "epochs", "batch_size", "lr", "seed", "amp")
+_RUN_IDENTITY = (
+    "model", "model_args", "dataset", "holdout", "subset", "recipe", "epochs", "batch_size", "lr", "seed", "amp",
+)
 
 
 class NonFiniteLossError(FloatingPointError):
@@ -106,6 +108,7 @@ class TrainConfig:
     download: bool = True
     verify_data: bool = True  # check CIFAR files against the official MD5 sums
     holdout: int = 0  # training images held out as the validation set (paper 4.1: 5000)
+    subset: int | None = None  # train on this many images only (a fixed random choice; quick tests)
     recipe: str = "paper"
     epochs: int | None = None
     batch_size: int | None = None  # global batch, split over torchrun processes
@@ -143,6 +146,9 @@ class TrainConfig:
             raise ValueError(f"lr must be a positive finite number, got {cfg.lr!r}")
         if cfg.amp not in AMP_MODES:
             raise ValueError(f"amp must be one of {', '.join(AMP_MODES)}; got {cfg.amp!r}")
+        if cfg.subset is not None and (isinstance(cfg.subset, bool) or not isinstance(cfg.subset, int)
+                                       or cfg.subset <= 0):
+            raise ValueError(f"subset must be a positive integer or None, got {cfg.subset!r}")
         if cfg.workers < 0:
             raise ValueError(f"workers must be >= 0, got {cfg.workers!r}")
         return cfg
@@ -413,6 +419,9 @@ def train(cfg: TrainConfig) -> TrainResult:
         dist.barrier()  # rank 0 may have downloaded; the others read the files now
     if not proc.main:
         spec = datasets(False)
+    if cfg.subset is not None and cfg.subset < len(spec.train):
+        chosen = torch.randperm(len(spec.train), generator=torch.Generator().manual_seed(cfg.seed))[: cfg.subset]
+        spec.train = Subset(spec.train, chosen.sort().values.tolist())
 
     _seed_everything(cfg.seed)
     net = _build_model(cfg, spec.num_classes, spec.in_chans)

@@ -39,6 +39,7 @@ __all__ = [
     "build_datasets",
     "cifar_datasets",
     "digits_datasets",
+    "digits_split",
     "imagenet_datasets",
     "load_digits",
 ]
@@ -136,16 +137,14 @@ def load_digits() -> tuple[Tensor, Tensor]:
     return images, labels
 
 
-def digits_datasets(test_fraction: float = 0.2) -> tuple[TensorDataset, TensorDataset]:
-    """The embedded digits as normalised ``1x8x8`` float tensors, split per class.
+def digits_split(test_fraction: float = 0.2) -> tuple[Tensor, Tensor]:
+    """Indices (train, test) into :func:`load_digits`: a fixed split stratified by digit.
 
-    Every class gives the same fraction of its images to the test set (a stratified split
-    with a fixed seed). Pixels are scaled to [0, 1] and normalised with the training
-    split's mean and standard deviation. No augmentation: flips and shifts change digits.
+    Every class gives the same fraction of its images to the test set.
     """
     if not 0.0 < test_fraction < 1.0:
         raise ValueError(f"test_fraction must be in (0, 1), got {test_fraction!r}")
-    images, labels = load_digits()
+    _, labels = load_digits()
     generator = torch.Generator().manual_seed(_SPLIT_SEED)
     train_idx, test_idx = [], []
     for digit in range(10):
@@ -154,7 +153,17 @@ def digits_datasets(test_fraction: float = 0.2) -> tuple[TensorDataset, TensorDa
         cut = round(len(members) * test_fraction)
         test_idx.append(members[:cut])
         train_idx.append(members[cut:])
-    train_idx, test_idx = torch.cat(train_idx).sort().values, torch.cat(test_idx).sort().values
+    return torch.cat(train_idx).sort().values, torch.cat(test_idx).sort().values
+
+
+def digits_datasets(test_fraction: float = 0.2) -> tuple[TensorDataset, TensorDataset]:
+    """The embedded digits as normalised ``1x8x8`` float tensors, split by :func:`digits_split`.
+
+    Pixels are scaled to [0, 1] and normalised with the training split's mean and standard
+    deviation. No augmentation: flips change digits and an 8x8 image has no room to shift.
+    """
+    images, labels = load_digits()
+    train_idx, test_idx = digits_split(test_fraction)
     x = images.float() / 16.0
     mean, std = x[train_idx].mean(), x[train_idx].std()
     x = (x - mean) / std

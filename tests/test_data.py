@@ -1,0 +1,199 @@
+"""Datasets: the embedded digits, CIFAR read from its real on-disk format, ImageFolder, errors."""
+
+from __future__ import annotations
+
+import itertools
+import pickle
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from PIL import Image
+
+from seqlite.data import (
+    CIFAR100_MEAN,
+    CIFAR100_STD,
+    DatasetNotFoundError,
+    build_datasets,
+    digits_datasets,
+    digits_split,
+    load_digits,
+)
+from seqlite.seqresnet import CIFAR_MEAN, CIFAR_STD
+
+# --- embedded digits --------------------------------------------------------------------
+
+
+def test_digits_are_the_1797_real_images():
+    images, labels = load_digits()
+    assert images.shape == (1797, 1, 8, 8) and images.dtype == torch.uint8
+    assert int(images.max()) == 16 and int(images.min()) == 0  # 4x4 block counts of a 32x32 bitmap
+    assert sorted(labels.unique().tolist()) == list(range(10))
+    assert torch.bincount(labels).min() >= 170  # about 180 of each digit
+
+
+def test_digits_split_is_fixed_stratified_and_normalised():
+    images, labels = load_digits()
+    train_idx, test_idx = digits_split()
+    assert sorted(train_idx.tolist() + test_idx.tolist()) == list(range(1797))  # disjoint, complete
+    per_class, test_per_class = torch.bincount(labels), torch.bincount(labels[test_idx], minlength=10)
+    assert torch.all((test_per_class - 0.2 * per_class).abs() <= 1)
+
+    train, test = digits_datasets()
+    again_train, _ = digits_datasets()
+    assert torch.equal(train.tensors[0], again_train.tensors[0])
+    assert torch.equal(train.tensors[1], labels[train_idx]) and torch.equal(test.tensors[1], labels[test_idx])
+    x = train.tensors[0]
+    assert x.shape == (len(train_idx), 1, 8, 8) and x.dtype == torch.float32
+    assert abs(x.mean().item()) < 1e-4 and abs(x.std().item() - 1) < 1e-4
+    # The same affine map of the raw pixels on both sides.
+    raw = images.float()
+    scale = (x[0] - x[1]).flatten() / (raw[train_idx[0]] - raw[train_idx[1]]).flatten()
+    scale = scale[torch.isfinite(scale)][0]
+    offset = x[0].flatten()[0] - scale * raw[train_idx[0]].flatten()[0]
+    torch.testing.assert_close(test.tensors[0], raw[test_idx] * scale + offset)
+
+
+def test_digits_holdout_comes_from_training_images():
+    spec = build_datasets("digits", holdout=100)
+    full = build_datasets("digits")
+    assert len(spec.train) + len(spec.test) == len(full.train)
+    assert spec.test_split == "validation" and spec.num_classes == 10 and spec.in_chans == 1
+    with pytest.raises(ValueError, match="holdout"):
+        build_datasets("digits", holdout=len(full.train))
+
+
+def test_unknown_dataset_is_named():
+    with pytest.raises(ValueError, match="dataset must be one of cifar10, cifar100, imagenet, digits"):
+        build_datasets("mnist")
+
+
+# --- CIFAR in its real on-disk format -----------------------------------------------------
+
+
+def _write_batch(path: Path, images: np.ndarray, labels: list[int], label_key: str) -> None:
+    with open(path, "wb") as f:
+        pickle.dump({"data": images.reshape(len(images), -1), label_key: labels}, f)
+
+
+def write_tiny_cifar(root: Path, name: str = "cifar10", per_file: int = 4, seed: int = 0) -> dict:
+    """CIFAR's python format: pickled dicts of uint8 rows (N, 3072) in CHW order, and a meta file."""
+    rng = np.random.default_rng(seed)
+    classes = 10 if name == "cifar10" else 100
+    folder = root / ("cifar-10-batches-py" if name == "cifar10" else "cifar-100-python")
+    folder.mkdir(parents=True)
+    files = {"train": [f"data_batch_{i}" for i in range(1, 6)], "test": ["test_batch"]}
+    if name == "cifar100":
+        files = {"train": ["train"], "test": ["test"]}
+    label_key = "labels" if name == "cifar10" else "fine_labels"
+    written = {}
+    for split, names in files.items():
+        chunks = []
+        for file_name in names:
+            images = rng.integers(0, 256, size=(per_file, 3, 32, 32), dtype=np.uint8)
+            labels = rng.integers(0, classes, size=per_file).tolist()
+            _write_batch(folder / file_name, images, labels, label_key)
+            chunks.append((images, labels))
+        written[split] = (np.concatenate([c[0] for c in chunks]), sum((c[1] for c in chunks), []))
+    meta_name, meta_key = ("batches.meta", "label_names") if name == "cifar10" else ("meta", "fine_label_names")
+    with open(folder / meta_name, "wb") as f:
+        pickle.dump({meta_key: [f"class{i}" for i in range(classes)]}, f)
+    return written
+
+
+def _normalised(chw_uint8: np.ndarray, mean, std) -> torch.Tensor:
+    x = torch.from_numpy(chw_uint8).float() / 255
+    return (x - torch.tensor(mean)[:, None, None]) / torch.tensor(std)[:, None, None]
+
+
+def test_cifar10_loads_from_disk_with_the_papers_augmentation(tmp_path):
+    written = write_tiny_cifar(tmp_path, "cifar10")
+    spec = build_datasets("cifar10", tmp_path, download=False, verify_checksums=False)
+    assert (len(spec.train), len(spec.test), spec.num_classes, spec.in_chans) == (20, 4, 10, 3)
+    images, labels = written["test"]
+    for i in range(len(spec.test)):
+        x, y = spec.test[i]
+        assert y == labels[i]
+        torch.testing.assert_close(x, _normalised(images[i], CIFAR_MEAN, CIFAR_STD))
+    # Training images: a 32x32 crop of the image zero-padded by 4 pixels, maybe mirrored (paper 4.2).
+    train_images, train_labels = written["train"]
+    torch.manual_seed(0)
+    shifts_seen, flips_seen = set(), set()
+    for i, _ in itertools.product(range(len(spec.train)), range(3)):
+        x, y = spec.train[i]
+        assert y == train_labels[i] and x.shape == (3, 32, 32)
+        padded = F.pad(torch.from_numpy(train_images[i]).float() / 255, (4, 4, 4, 4))
+        padded = (padded - torch.tensor(CIFAR_MEAN)[:, None, None]) / torch.tensor(CIFAR_STD)[:, None, None]
+        matches = [
+            (dy, dx, flip)
+            for dy, dx, flip in itertools.product(range(9), range(9), (False, True))
+            if torch.allclose(x, (padded.flip(-1) if flip else padded)[:, dy : dy + 32, dx : dx + 32], atol=1e-5)
+        ]
+        assert matches, f"training image {i} is not a padded crop (or mirrored crop) of the stored image"
+        shifts_seen.add(matches[0][:2])
+        flips_seen.add(matches[0][2])
+    assert len(shifts_seen) > 1 and flips_seen == {False, True}
+
+
+def test_cifar100_format_and_its_statistics(tmp_path):
+    written = write_tiny_cifar(tmp_path, "cifar100", per_file=6)
+    spec = build_datasets("cifar100", tmp_path, download=False, verify_checksums=False)
+    assert (len(spec.train), len(spec.test), spec.num_classes) == (6, 6, 100)
+    x, y = spec.test[2]
+    assert y == written["test"][1][2]
+    torch.testing.assert_close(x, _normalised(written["test"][0][2], CIFAR100_MEAN, CIFAR100_STD))
+
+
+def test_cifar_holdout_is_evaluated_without_augmentation(tmp_path):
+    written = write_tiny_cifar(tmp_path, "cifar10")
+    spec = build_datasets("cifar10", tmp_path, download=False, verify_checksums=False, holdout=5)
+    assert (len(spec.train), len(spec.test), spec.test_split) == (15, 5, "validation")
+    train_images = written["train"][0]
+    held = [spec.test[i][0] for i in range(5)]
+    for x, idx in zip(held, spec.test.indices):
+        torch.testing.assert_close(x, _normalised(train_images[idx], CIFAR_MEAN, CIFAR_STD))
+    assert not set(spec.test.indices) & set(spec.train.indices)
+
+
+def test_cifar_checksums_are_verified_by_default(tmp_path):
+    write_tiny_cifar(tmp_path, "cifar10")
+    with pytest.raises(DatasetNotFoundError, match="MD5") as err:
+        build_datasets("cifar10", tmp_path, download=False)
+    assert str(tmp_path / "cifar-10-batches-py") in str(err.value)
+
+
+def test_missing_cifar_says_where_it_looked_and_how_to_get_it(tmp_path):
+    with pytest.raises(DatasetNotFoundError) as err:
+        build_datasets("cifar100", tmp_path, download=False)
+    message = str(err.value)
+    assert str(tmp_path / "cifar-100-python") in message
+    assert "https://www.cs.toronto.edu/~kriz/cifar-100-python.tar.gz" in message
+    assert "train, test, meta" in message
+
+
+# --- ImageNet as an ImageFolder tree ------------------------------------------------------
+
+
+def test_imagenet_imagefolder_tree(tmp_path):
+    rng = np.random.default_rng(0)
+    for split, count in (("train", 3), ("val", 2)):
+        for cls in ("n01440764", "n01443537"):
+            folder = tmp_path / split / cls
+            folder.mkdir(parents=True)
+            for i in range(count):
+                pixels = rng.integers(0, 256, size=(60 + 10 * i, 80, 3), dtype=np.uint8)
+                Image.fromarray(pixels).save(folder / f"{i}.png")
+    spec = build_datasets("imagenet", tmp_path)
+    assert (len(spec.train), len(spec.test), spec.num_classes) == (6, 4, 2)
+    x, y = spec.train[4]
+    assert x.shape == (3, 224, 224) and y == 1
+    first, again = spec.test[0][0], spec.test[0][0]
+    assert first.shape == (3, 224, 224) and torch.equal(first, again)  # evaluation is deterministic
+
+
+def test_missing_imagenet_explains_how_to_arrange_it(tmp_path):
+    with pytest.raises(DatasetNotFoundError) as err:
+        build_datasets("imagenet", tmp_path)
+    assert str(tmp_path / "train") in str(err.value) and "image-net.org" in str(err.value)
