@@ -323,7 +323,7 @@ def page(browser_context: Any, artifacts: Path, request: pytest.FixtureRequest) 
         yield tab
     finally:
         report = getattr(request.node, "rep_call", None)
-        if report is not None and report.failed:
+        if report is not None and report.failed and tab.url != "about:blank":
             shot = artifacts / f"FAILED-{request.node.name}.png"
             try:
                 tab.screenshot(path=str(shot), timeout=10_000)
@@ -466,6 +466,10 @@ class NotebookPage:
         return errors
 
     # -- widgets
+    def wait_until(self, condition: Any, what: str, timeout: float = WIDGET_UPDATE_TIMEOUT) -> Any:
+        """:func:`wait_for` for tests, which do not import this conftest."""
+        return wait_for(condition, timeout, what)
+
     def widget(self, css_class: str) -> Any:
         """The (single) rendered widget carrying ``css_class``, scrolled into view."""
         found = self.page.locator(f".jp-OutputArea-output .{css_class}")

@@ -16,12 +16,16 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
-from conftest import REPO, NotebookPage
+
+if TYPE_CHECKING:  # only for annotations: importing a conftest by name is fragile in a multi-conftest run
+    from conftest import NotebookPage
 
 pytestmark = pytest.mark.browser
+
+REPO = Path(__file__).resolve().parents[2]
 
 
 def course_notebook(number: str) -> str:
@@ -47,7 +51,10 @@ class PanelInPage:
 
     @classmethod
     def find(cls, notebook: NotebookPage, name: str) -> PanelInPage:
-        return cls(notebook, notebook.widget(f"seqlite-{name}"))
+        """The panel with class ``seqlite-<name>``, once it shows its count text and figure."""
+        panel = cls(notebook, notebook.widget(f"seqlite-{name}"))
+        notebook.wait_until(lambda: all(panel.shown()), f"the {name} to show its text and figure")
+        return panel
 
     @property
     def counts(self) -> Any:
