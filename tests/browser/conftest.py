@@ -12,7 +12,8 @@ Needs Debian's Chromium (``apt-get install -y chromium``) and the Playwright Pyt
 ``pip install -e '.[course,dev]'``, or ``pip install playwright``). Playwright's own browser download
 (``playwright install``) is *not* used: the tests launch the system Chromium, found on ``PATH`` as
 ``chromium``/``chromium-browser``/``google-chrome`` or given by ``SEQLITE_CHROMIUM=/path/to/chrome``.
-Without Chromium or Playwright the tests are skipped, saying how to install what is missing.
+Without Chromium or Playwright the tests are skipped, saying how to install what is missing; with
+``SEQLITE_BROWSER_REQUIRED=1`` (meant for CI, whose set-up installs both) they fail instead.
 
 Screenshots (one per notebook after the interaction, plus one for any failing test) go to
 ``$SEQLITE_ARTIFACTS`` (default: a fresh pytest temporary directory); the directory is printed in
@@ -41,7 +42,7 @@ import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 from urllib.parse import quote
 
 import pytest
@@ -144,16 +145,24 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo) -> Any:
 # requirements, server, browser
 
 
+def _missing(what: str) -> NoReturn:
+    # CI installs both, so there a missing browser is a broken set-up, not a reason to skip quietly.
+    if os.environ.get("SEQLITE_BROWSER_REQUIRED") == "1":
+        pytest.fail(f"{what} (SEQLITE_BROWSER_REQUIRED=1): {INSTALL_HINT}")
+    pytest.skip(f"{what}: {INSTALL_HINT}")
+
+
 @pytest.fixture(scope="session")
 def chromium_executable() -> str:
-    """Path of the system Chromium; skips (with how to install) when it or Playwright is missing."""
+    """Path of the system Chromium; skips (with how to install) when it or Playwright is missing, or fails
+    when ``SEQLITE_BROWSER_REQUIRED=1``."""
     try:
         import playwright.sync_api  # noqa: F401
     except ImportError:
-        pytest.skip(f"Playwright for Python is not installed: {INSTALL_HINT}")
+        _missing("Playwright for Python is not installed")
     exe = find_chromium()
     if exe is None:
-        pytest.skip(f"Chromium not found: {INSTALL_HINT}")
+        _missing("Chromium not found")
     return exe
 
 
