@@ -397,6 +397,8 @@ def train(cfg: TrainConfig) -> TrainResult:
     proc, device = _start_processes(cfg.device)
     if cfg.amp == "fp16" and device.type != "cuda":
         raise ValueError(f"amp 'fp16' needs a CUDA device (found {device}); use amp 'bf16' or 'off'")
+    if cfg.sync_bn and proc.world_size > 1 and device.type != "cuda":
+        raise ValueError(f"sync_bn needs CUDA devices (PyTorch's SyncBatchNorm is GPU-only); found {device}")
     if cfg.batch_size % proc.world_size:
         raise ValueError(f"batch_size {cfg.batch_size} must be divisible by the {proc.world_size} processes")
     say = tqdm.write if proc.main else (lambda *a, **k: None)
@@ -495,6 +497,11 @@ def train(cfg: TrainConfig) -> TrainResult:
                 train_sampler.set_epoch(epoch)
             lr = optimizer.param_groups[0]["lr"]
             train_stats = _train_epoch(model, train_loader, optimizer, scaler, cfg, epoch, device, proc, bar_factory)
+            if proc.world_size > 1:
+                # Each process updated its own BatchNorm running statistics in its last step; evaluate
+                # (and save) rank 0's everywhere, as DDP's next forward would.
+                for buffer in net.buffers():
+                    dist.broadcast(buffer, 0)
             # The bare network, not the DDP wrapper: the processes' shares of the test set may differ
             # by one batch, and DDP's forward could wait for a partner that has finished.
             test_stats = evaluate(net, test_loader, device, cfg.amp, cfg.channels_last, _proc=proc)

@@ -1,0 +1,249 @@
+"""Training: the paper's recipe as built by the command, checkpoints, errors, eval."""
+
+from __future__ import annotations
+
+import csv
+import shutil
+from pathlib import Path
+
+import pytest
+import torch
+from torch import nn
+
+import seqlite.train as train_module
+from seqlite.__main__ import main, parse_model_args, train_config
+from seqlite.checkpoint import CheckpointError, capture_rng_state, load_checkpoint, save_checkpoint
+from seqlite.registry import create_model
+from seqlite.train import (
+    METRICS_COLUMNS,
+    NonFiniteLossError,
+    TrainConfig,
+    build_optimizer,
+    build_scheduler,
+    evaluate_checkpoint,
+    train,
+)
+
+TINY = dict(model="seqresnet_k8_r4_n1", model_args={"k": 4, "r": 1, "n": 1}, dataset="digits", batch_size=32,
+            subset=96, device="cpu", progress=False)
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory) -> Path:
+    """A finished two-epoch run of a tiny SeqResNet on 96 digits."""
+    out = tmp_path_factory.mktemp("run")
+    train(TrainConfig(**TINY, epochs=2, out=str(out)))
+    return out
+
+
+def copy_run(run_dir: Path, tmp_path: Path) -> Path:
+    return Path(shutil.copytree(run_dir, tmp_path / "run"))
+
+
+# --- the paper's recipe (paper 4.2) -------------------------------------------------------
+
+
+def _lrs(cfg: TrainConfig) -> tuple[torch.optim.Optimizer, list[float]]:
+    optimizer = build_optimizer(nn.Linear(2, 2), cfg)
+    scheduler = build_scheduler(optimizer, cfg)
+    lrs = []
+    for _ in range(cfg.epochs):
+        lrs.append(optimizer.param_groups[0]["lr"])
+        optimizer.step()
+        scheduler.step()
+    return optimizer, lrs
+
+
+@pytest.mark.parametrize("dataset", ["cifar10", "cifar100"])
+def test_paper_recipe_cifar(dataset):
+    cfg = train_config(["--dataset", dataset]).resolved()
+    assert (cfg.recipe, cfg.epochs, cfg.batch_size) == ("paper", 300, 64)
+    optimizer, lrs = _lrs(cfg)
+    assert isinstance(optimizer, torch.optim.SGD)
+    group = optimizer.param_groups[0]
+    assert (group["momentum"], group["nesterov"], group["weight_decay"]) == (0.9, True, 1e-4)
+    assert lrs[0] == 0.1
+    expected = [0.1] * 150 + [0.01] * 75 + [0.001] * 75  # lr / 10 at epochs 150 and 225
+    assert lrs == pytest.approx(expected, rel=1e-9)
+
+
+def test_paper_recipe_imagenet():
+    cfg = train_config(["--dataset", "imagenet"]).resolved()
+    assert (cfg.epochs, cfg.batch_size, cfg.lr) == (100, 256, 0.1)
+    optimizer, lrs = _lrs(cfg)
+    group = optimizer.param_groups[0]
+    assert (group["momentum"], group["nesterov"], group["weight_decay"]) == (0.9, True, 1e-4)
+    expected = [0.1] * 30 + [0.01] * 30 + [0.001] * 30 + [0.0001] * 10  # lr / 10 every 30 epochs
+    assert lrs == pytest.approx(expected, rel=1e-9)
+
+
+def test_command_line_options_reach_the_config():
+    cfg = train_config([
+        "--model", "seqresnet_b_k16_r7_n1", "--model-args", "k=8,n=(1,2,1)", "--dataset", "cifar100",
+        "--epochs", "20", "--batch-size", "128", "--lr", "0.05", "--recipe", "quick", "--seed", "3",
+        "--amp", "bf16", "--channels-last", "--compile", "--workers", "2", "--out", "x", "--resume", "--sync-bn",
+    ])
+    assert cfg.model_args == {"k": 8, "n": (1, 2, 1)}
+    assert (cfg.epochs, cfg.batch_size, cfg.lr, cfg.recipe, cfg.seed, cfg.amp) == (20, 128, 0.05, "quick", 3, "bf16")
+    assert cfg.channels_last and cfg.compile and cfg.resume and cfg.sync_bn and (cfg.workers, cfg.out) == (2, "x")
+    _, lrs = _lrs(cfg.resolved())
+    assert lrs[0] == 0.05 and lrs[-1] < lrs[0] / 10  # the quick recipe's cosine schedule
+
+
+def test_parse_model_args():
+    assert parse_model_args("k=16,r=3, n=(1,2,1),bottleneck=True,name=x") == {
+        "k": 16, "r": 3, "n": (1, 2, 1), "bottleneck": True, "name": "x"}
+    with pytest.raises(ValueError, match="name=value"):
+        parse_model_args("k16")
+
+
+def test_bad_options_name_the_parameter():
+    with pytest.raises(ValueError, match="amp must be one of off, bf16, fp16"):
+        TrainConfig(amp="fp8").resolved()
+    with pytest.raises(ValueError, match="recipe must be one of paper, quick"):
+        TrainConfig(recipe="fast").resolved()
+    with pytest.raises(ValueError, match="epochs must be a positive integer"):
+        TrainConfig(epochs=0).resolved()
+
+
+# --- a real (tiny) run ----------------------------------------------------------------------
+
+
+def test_run_writes_metrics_and_plain_data_checkpoints(run_dir):
+    with open(run_dir / "metrics.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert tuple(rows[0]) == METRICS_COLUMNS and [r["epoch"] for r in rows] == ["1", "2"]
+    ckpt = torch.load(run_dir / "last.pt", weights_only=True)  # never runs code
+    for key in ("model", "optimizer", "scheduler", "scaler", "epoch", "rng", "history", "config"):
+        assert key in ckpt
+    assert ckpt["epoch"] == 2 and set(ckpt["rng"][0]) == {"torch", "cuda", "numpy", "python"}
+    assert [row["test_error"] for row in ckpt["history"]] == [float(r["test_error"]) for r in rows]
+    best = load_checkpoint(run_dir / "best.pt")
+    assert best["best_error"] == min(float(r["test_error"]) for r in rows)
+    model = create_model("seqresnet_k8_r4_n1", k=4, r=1, n=1, in_chans=1)
+    model.load_state_dict(ckpt["model"])
+
+
+def test_eval_command_prints_top1_and_top5(run_dir, capsys):
+    assert main(["eval", "--checkpoint", str(run_dir / "last.pt"), "--dataset", "digits", "--device", "cpu"]) == 0
+    printed = capsys.readouterr().out
+    final = load_checkpoint(run_dir / "last.pt")["history"][-1]
+    assert f"top-1 error {final['test_error']:.2f}%" in printed
+    assert f"top-5 error {final['test_top5_error']:.2f}%" in printed
+    stats = evaluate_checkpoint(run_dir / "last.pt", device="cpu")
+    assert stats["top1_error"] == pytest.approx(final["test_error"])
+
+
+def test_existing_run_is_not_overwritten(run_dir, tmp_path, capsys):
+    run = copy_run(run_dir, tmp_path)
+    before = (run / "last.pt").read_bytes()
+    common = ["train", "--model-args", "k=4,r=1,n=1", "--subset", "96", "--batch-size", "32", "--device", "cpu",
+              "--no-progress", "--out", str(run)]
+    assert main([*common, "--epochs", "2"]) == 1
+    assert "already holds a run" in capsys.readouterr().err
+    assert main([*common, "--epochs", "3", "--resume"]) == 1
+    assert "epochs: checkpoint 2, now 3" in capsys.readouterr().err
+    assert (run / "last.pt").read_bytes() == before
+
+
+def test_missing_dataset_stops_before_writing(tmp_path, capsys):
+    out = tmp_path / "out"
+    assert main(["train", "--dataset", "cifar10", "--data-dir", str(tmp_path / "nothing"), "--no-download",
+                 "--device", "cpu", "--out", str(out)]) == 1
+    err = capsys.readouterr().err
+    assert str(tmp_path / "nothing" / "cifar-10-batches-py") in err and "cifar-10-python.tar.gz" in err
+    assert not out.exists()
+
+
+# --- checkpoints: nothing lost --------------------------------------------------------------
+
+
+def test_corrupt_checkpoint_names_the_file_and_keeps_it(run_dir, tmp_path, capsys):
+    run = copy_run(run_dir, tmp_path)
+    good = (run / "last.pt").read_bytes()
+    (run / "last.pt").write_bytes(good[: len(good) // 2])  # a torn copy, as a crash mid-copy would leave
+    with pytest.raises(CheckpointError, match="truncated or corrupt") as err:
+        load_checkpoint(run / "last.pt")
+    assert str(run / "last.pt") in str(err.value)
+    argv = ["train", "--model-args", "k=4,r=1,n=1", "--subset", "96", "--batch-size", "32", "--epochs", "2",
+            "--device", "cpu", "--no-progress", "--out", str(run), "--resume"]
+    assert main(argv) == 1
+    message = capsys.readouterr().err
+    assert str(run / "last.pt") in message and "truncated or corrupt" in message
+    assert len((run / "last.pt").read_bytes()) == len(good) // 2  # left as it was, for inspection
+    assert load_checkpoint(run / "best.pt")["epoch"] >= 1  # the last good checkpoint is intact
+    (run / "empty.pt").write_bytes(b"")
+    with pytest.raises(CheckpointError, match="empty"):
+        load_checkpoint(run / "empty.pt")
+
+
+class NotPlainData:
+    pass
+
+
+def test_checkpoints_that_would_run_code_are_refused(tmp_path):
+    torch.save({"model": {}, "payload": NotPlainData()}, tmp_path / "evil.pt")
+    with pytest.raises(CheckpointError, match="weights_only") as err:
+        load_checkpoint(tmp_path / "evil.pt")
+    assert str(tmp_path / "evil.pt") in str(err.value)
+
+
+def test_interrupted_save_leaves_the_old_file(tmp_path, monkeypatch):
+    path = tmp_path / "last.pt"
+    save_checkpoint({"model": {"w": torch.ones(3)}, "epoch": 1}, path)
+    real_save = torch.save
+
+    def save_then_die(obj, f):
+        real_save(obj, f)
+        f.truncate(10)  # half-written when the "kill" arrives
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(torch, "save", save_then_die)
+    with pytest.raises(KeyboardInterrupt):
+        save_checkpoint({"model": {"w": torch.zeros(3)}, "epoch": 2}, path)
+    monkeypatch.undo()
+    assert load_checkpoint(path)["epoch"] == 1
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["last.pt"]  # no temporary file left behind
+
+
+def test_rng_state_round_trips_through_a_weights_only_file(tmp_path):
+    import random
+
+    import numpy as np
+
+    from seqlite.checkpoint import restore_rng_state
+
+    save_checkpoint({"model": {}, "rng": capture_rng_state()}, tmp_path / "rng.pt")
+    expected = (torch.rand(3), np.random.rand(3), [random.random() for _ in range(3)])
+    restore_rng_state(load_checkpoint(tmp_path / "rng.pt")["rng"])
+    assert torch.equal(torch.rand(3), expected[0])
+    assert np.array_equal(np.random.rand(3), expected[1])
+    assert [random.random() for _ in range(3)] == expected[2]
+
+
+def test_non_finite_loss_stops_with_last_good_checkpoint_intact(tmp_path, monkeypatch):
+    real_create_model = train_module.create_model
+    steps_per_epoch = 96 // 32
+
+    def diverging_model(*args, **kwargs):
+        # Stands in for a run that diverges: from the first step of epoch 2 on, the logits are NaN.
+        model = real_create_model(*args, **kwargs)
+        calls = {"train": 0}
+
+        def poison(module, inputs, output):
+            if not module.training:
+                return output
+            calls["train"] += 1
+            return output * float("nan") if calls["train"] > steps_per_epoch else output
+
+        model.fc.register_forward_hook(poison)
+        return model
+
+    monkeypatch.setattr(train_module, "create_model", diverging_model)
+    with pytest.raises(NonFiniteLossError, match=r"became nan in epoch 2 .*--lr"):
+        train(TrainConfig(**TINY, epochs=3, out=str(tmp_path)))
+    last = load_checkpoint(tmp_path / "last.pt")
+    assert last["epoch"] == 1 and load_checkpoint(tmp_path / "best.pt")["epoch"] == 1
+    assert all(torch.isfinite(t).all() for t in last["model"].values() if t.is_floating_point())
+    with open(tmp_path / "metrics.csv") as f:
+        assert [row["epoch"] for row in csv.DictReader(f)] == ["1"]
