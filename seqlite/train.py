@@ -172,7 +172,9 @@ def build_scheduler(optimizer: torch.optim.Optimizer, cfg: TrainConfig) -> torch
     epochs = recipe.epochs if cfg.epochs is None else cfg.epochs
     if recipe.schedule == "milestones":
         # lr / 10 at 50% and 75% of training: epochs 150 and 225 of 300 (paper 4.2).
-        return torch.optim.lr_scheduler.MultiStepLR(optimizer, [epochs // 2, epochs * 3 // 4], gamma=0.1)
+        # (A milestone at epoch 0 would cut the very first lr, so short runs drop it.)
+        milestones = [m for m in (epochs // 2, epochs * 3 // 4) if m > 0]
+        return torch.optim.lr_scheduler.MultiStepLR(optimizer, milestones, gamma=0.1)
     if recipe.schedule == "step":
         return torch.optim.lr_scheduler.StepLR(optimizer, recipe.step_size, gamma=0.1)
     return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=epochs)
@@ -475,8 +477,8 @@ def train(cfg: TrainConfig) -> TrainResult:
         n_params = sum(p.numel() for p in net.parameters())
         say(
             f"{cfg.model} ({n_params / 1e6:.2f}M parameters) on {cfg.dataset}: {len(spec.train)} training, "
-            f"{len(spec.test)} {spec.test_split} images; {cfg.epochs} epochs, batch {cfg.batch_size}, lr {cfg.lr:g} "
-            f"({cfg.recipe} recipe); {device}"
+            f"{len(spec.test)} {spec.test_split} images; {cfg.epochs} epoch{'s' * (cfg.epochs != 1)}, "
+            f"batch {cfg.batch_size}, lr {cfg.lr:g} ({cfg.recipe} recipe); {device}"
             + (f" x {proc.world_size} processes" if proc.world_size > 1 else "")
             + f"; writing to {out}"
         )

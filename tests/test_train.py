@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import shutil
+import warnings
 from pathlib import Path
 
 import pytest
@@ -28,11 +29,17 @@ TINY = dict(model="seqresnet_k8_r4_n1", model_args={"k": 4, "r": 1, "n": 1}, dat
             subset=96, device="cpu", progress=False)
 
 
+RUN_WARNINGS: list[str] = []
+
+
 @pytest.fixture(scope="module")
 def run_dir(tmp_path_factory) -> Path:
     """A finished two-epoch run of a tiny SeqResNet on 96 digits."""
     out = tmp_path_factory.mktemp("run")
-    train(TrainConfig(**TINY, epochs=2, out=str(out)))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        train(TrainConfig(**TINY, epochs=2, out=str(out)))
+    RUN_WARNINGS.extend(str(w.message) for w in caught)
     return out
 
 
@@ -65,6 +72,8 @@ def test_paper_recipe_cifar(dataset):
     assert lrs[0] == 0.1
     expected = [0.1] * 150 + [0.01] * 75 + [0.001] * 75  # lr / 10 at epochs 150 and 225
     assert lrs == pytest.approx(expected, rel=1e-9)
+    _, short = _lrs(train_config(["--dataset", dataset, "--epochs", "1"]).resolved())
+    assert short == [0.1]  # 50% of one epoch rounds to 0: no cut before the first epoch
 
 
 def test_paper_recipe_imagenet():
@@ -122,6 +131,11 @@ def test_run_writes_metrics_and_plain_data_checkpoints(run_dir):
     assert best["best_error"] == min(float(r["test_error"]) for r in rows)
     model = create_model("seqresnet_k8_r4_n1", k=4, r=1, n=1, in_chans=1)
     model.load_state_dict(ckpt["model"])
+
+
+def test_cpu_run_gives_no_warnings(run_dir):
+    # No CUDA, pin_memory or GradScaler warnings on a CPU-only machine (or any other).
+    assert RUN_WARNINGS == []
 
 
 def test_eval_command_prints_top1_and_top5(run_dir, capsys):
