@@ -104,11 +104,11 @@ def _slider(description: str, value: int, low: int, high: int, step: int = 1) ->
 
 def _table(header: list[str], rows: list[list[Any]]) -> str:
     head = "".join(f"<th style='padding:2px 8px'>{html.escape(h)}</th>" for h in header)
-    body = "".join(
-        "<tr>" + "".join(f"<td style='padding:2px 8px;text-align:right'>{html.escape(str(c))}</td>" for c in r)
-        + "</tr>"
-        for r in rows
-    )
+    def cell(j: int, value: Any) -> str:
+        align = "left" if j == 0 else "right"  # names left, numbers right
+        return f"<td style='padding:2px 8px;text-align:{align}'>{html.escape(str(value))}</td>"
+
+    body = "".join("<tr>" + "".join(cell(j, c) for j, c in enumerate(r)) + "</tr>" for r in rows)
     return f"<table class='seqlite-table'><tr>{head}</tr>{body}</table>"
 
 
