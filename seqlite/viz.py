@@ -48,8 +48,10 @@ __all__ = [
     "weight_usage",
 ]
 
-# Columns of the metrics.csv that `python -m seqlite train` writes, one row per epoch.
-METRIC_COLUMNS = ("epoch", "lr", "train_loss", "train_error", "test_loss", "test_error", "seconds")
+# Columns of the metrics.csv that `seqlite train` writes, one row per epoch (errors in percent).
+METRIC_COLUMNS = (
+    "epoch", "lr", "train_loss", "train_error", "test_loss", "test_error", "test_top5_error", "seconds",
+)
 
 _DENSE_COLOR = "tab:red"
 _WINDOW_COLOR = "tab:blue"
@@ -496,30 +498,40 @@ def read_metrics(source: str | os.PathLike | Iterable[Mapping[str, Any]]) -> lis
 
 
 def plot_training_curves(
-    metrics: str | os.PathLike | Iterable[Mapping[str, Any]], ax: Sequence[Axes] | None = None,
+    metrics: str | os.PathLike | Iterable[Mapping[str, Any]],
+    ax: Sequence[Axes] | None = None,
     title: str | None = None,
+    *,
+    errors_in_percent: bool = True,
 ) -> Figure:
     """Train/test error and loss vs epoch, as Fig. 4 plots training curves.
 
     ``metrics`` is the path of the ``metrics.csv`` the training command writes
-    (columns :data:`METRIC_COLUMNS`) or its rows as mappings. Errors stored as
-    fractions (all <= 1) are shown in percent. ``ax`` is a pair of axes (error, loss).
+    (columns :data:`METRIC_COLUMNS`, errors in percent) or its rows as mappings;
+    ``errors_in_percent=False`` says the errors are fractions (they are shown in
+    percent). A ``test_top5_error`` column, when present, is drawn dotted. ``ax`` is a
+    pair of axes (error, loss).
     """
     rows = read_metrics(metrics)
     if ax is not None and len(ax) != 2:
         raise ValueError(f"ax must be a pair of axes (error, loss), got {len(ax)} axes")
     fig, axes = (ax[0].figure, ax) if ax is not None else _new_axes(None, (9.0, 3.4), ncols=2)
     epochs = [r["epoch"] for r in rows]
-    errors = [r.get(c, math.nan) for r in rows for c in ("train_error", "test_error")]
-    finite = [e for e in errors if not math.isnan(e)]
-    percent = 100.0 if finite and max(finite) <= 1.0 else 1.0
-    for axis, kind, factor in ((axes[0], "error", percent), (axes[1], "loss", 1.0)):
-        for split, style in (("train", "-"), ("test", "--")):
-            column = f"{split}_{kind}"
-            if column in rows[0]:
-                axis.plot(epochs, [r[column] * factor for r in rows], style, marker=".", label=split)
+    percent = 1.0 if errors_in_percent else 100.0
+    error_columns = (
+        ("train_error", "train", "-"), ("test_error", "test", "--"), ("test_top5_error", "test top-5", ":")
+    )
+    curves = (
+        (axes[0], percent, error_columns, "error (%)"),
+        (axes[1], 1.0, (("train_loss", "train", "-"), ("test_loss", "test", "--")), "cross-entropy loss"),
+    )
+    for axis, factor, columns, ylabel in curves:
+        for column, label, style in columns:
+            values = [r.get(column, math.nan) * factor for r in rows]
+            if not all(math.isnan(v) for v in values):  # absent column, or never evaluated
+                axis.plot(epochs, values, style, marker=".", label=label)
         axis.set_xlabel("epoch")
-        axis.set_ylabel("error (%)" if kind == "error" else "cross-entropy loss")
+        axis.set_ylabel(ylabel)
         axis.grid(alpha=0.3)
         axis.legend(fontsize=8)
     if title:

@@ -217,29 +217,31 @@ def test_seqconv_layers_lists_every_layer_in_order():
 
 
 def test_training_curves_from_csv(tmp_path):
+    # The training command's format: errors in percent, here all below 1 % (digits can get there).
     path = tmp_path / "metrics.csv"
     path.write_text(
-        "epoch,lr,train_loss,train_error,test_loss,test_error,seconds\n"
-        "1,0.1,2.0,0.50,2.1,0.55,3.2\n"
-        "2,0.1,1.0,0.25,1.2,0.30,3.1\n"
-        "3,0.01,0.5,0.10,0.9,0.20,3.0\n"
+        "epoch,lr,train_loss,train_error,test_loss,test_error,test_top5_error,seconds\n"
+        "1,0.1,2.0,0.90,2.1,0.95,0.2,3.2\n"
+        "2,0.1,1.0,0.50,1.2,0.60,0.1,3.1\n"
+        "3,0.01,0.5,0.25,0.9,0.40,0.0,3.0\n"
     )
     fig = viz.plot_training_curves(path, title="digits")
     error_ax, loss_ax = fig.axes
-    train_err, test_err = error_ax.get_lines()
-    np.testing.assert_allclose(train_err.get_ydata(), [50, 25, 10])  # fractions shown in percent
+    train_err, test_err, top5 = error_ax.get_lines()
+    np.testing.assert_allclose(train_err.get_ydata(), [0.9, 0.5, 0.25])  # shown as written: percent
     np.testing.assert_allclose(test_err.get_xdata(), [1, 2, 3])
+    np.testing.assert_allclose(top5.get_ydata(), [0.2, 0.1, 0.0])
     np.testing.assert_allclose(loss_ax.get_lines()[1].get_ydata(), [2.1, 1.2, 0.9])
-    assert error_ax.get_ylabel() == "error (%)"
+    assert error_ax.get_ylabel() == "error (%)" and fig._suptitle.get_text() == "digits"
 
 
-def test_training_curves_from_rows_in_percent_and_missing_cells():
+def test_training_curves_from_rows_as_fractions_and_missing_cells():
     rows = [
-        {"epoch": 1, "train_loss": 1.0, "train_error": 40.0, "test_loss": "", "test_error": ""},
-        {"epoch": 2, "train_loss": 0.5, "train_error": 20.0, "test_loss": "0.7", "test_error": "25"},
+        {"epoch": 1, "train_loss": 1.0, "train_error": 0.40, "test_loss": "", "test_error": ""},
+        {"epoch": 2, "train_loss": 0.5, "train_error": 0.20, "test_loss": "0.7", "test_error": "0.25"},
     ]
-    fig = viz.plot_training_curves(rows)
-    train_err, test_err = fig.axes[0].get_lines()
+    fig = viz.plot_training_curves(rows, errors_in_percent=False)
+    train_err, test_err = fig.axes[0].get_lines()  # no top-5 column: no top-5 line
     np.testing.assert_allclose(train_err.get_ydata(), [40, 20])
     assert math.isnan(test_err.get_ydata()[0]) and test_err.get_ydata()[1] == 25
 
