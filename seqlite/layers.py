@@ -310,6 +310,10 @@ class SeqConv2d(nn.Module):
                         source = source * masks[:, i, lo:hi, None, None]
                     weight = transform.first_conv.weight[:, lo - start : hi - start]
                     pre = pre + F.conv2d(source, weight, padding=weight.shape[-1] // 2)
+                else:
+                    # BN keeps its input for backward: a view would keep all of ``acc``
+                    # (every later group's channels) alive, and memory would grow as g^2.
+                    pre = pre.clone()
                 if self.bottleneck:
                     raw = transform.conv3x3(torch.relu(transform.reduce_bn(pre)))
                     if shortcut is not None:
@@ -354,15 +358,14 @@ class SeqConv2d(nn.Module):
     def _dropout_masks(self, x: Tensor) -> Tensor:
         """``Dropout2d`` masks of every group's view, ``(N, g, in + out - k)``, zero outside the views.
 
-        Drawn group after group with the same calls ``F.dropout2d`` makes, so the random
-        numbers are those of a per-group loop that applies ``Dropout2d`` to each view.
+        Each group's mask is :attr:`dropout` applied to ones of shape ``(N, view, 1, 1)``:
+        ``Dropout2d`` draws one number per (sample, channel), so this draws the same random
+        numbers, in the same order, as a per-group loop applying it to each view.
         """
         width = self.in_channels + self.out_channels - self.k
-        keep = 1.0 - self.drop_rate
         rows = []
         for start, stop in self.views:
-            noise = torch.empty(x.shape[0], stop - start, 1, 1, dtype=x.dtype, device=x.device)
-            noise.bernoulli_(keep).div_(keep)
+            noise = self.dropout(x.new_ones(x.shape[0], stop - start, 1, 1))
             rows.append(F.pad(noise.view(x.shape[0], stop - start), (start, width - stop)))
         return torch.stack(rows, 1)
 
@@ -411,9 +414,13 @@ class _Plan(NamedTuple):
     push_targets: list[tuple[int, int]]
 
 
-def _block_size(in_channels: int, k: int, groups: int) -> int:
-    """Groups per block: wide enough pushes, few narrow in-block convolutions (measured, see benchmarks/)."""
-    return max(1, min(groups, 32 // k if k < 32 else 1))
+def _block_size(k: int, groups: int) -> int:
+    """Groups per block: pushes 16-32 channels wide, few narrow in-block convolutions.
+
+    Chosen by measurement (benchmarks/RESULTS.md): at k=8, two groups per block for
+    g=8 and four for g=16 and 24.
+    """
+    return max(1, min(32 // k, groups // 4))
 
 
 def _make_plan(
@@ -426,16 +433,16 @@ def _make_plan(
 ) -> _Plan:
     views = group_views(in_channels, out_channels, k, window)
     g = len(views)
-    block = _block_size(in_channels, k, g) if block is None else block
+    block = _block_size(k, g) if block is None else block
     offsets = [in_channels + j * k for j in range(g + 1)]  # where x_{j+1} starts in the concatenation
 
     def targets(a: int, b: int, first: int) -> tuple[int, int] | None:
         seen = [i for i in range(first, g) if views[i][0] < b and views[i][1] > a]
         return (seen[0], seen[-1] + 1) if seen else None
 
-    # x_0 in chunks whose sets of target groups differ; adjacent chunks with the same
+    # x_0 in chunks as wide as a block (at most 8 chunks); adjacent chunks with the same
     # targets merge (dense layers: one chunk, one convolution).
-    chunks = x0_chunks if x0_chunks is not None else min(4, max(1, in_channels // 32))
+    chunks = x0_chunks if x0_chunks is not None else min(8, max(1, -(-in_channels // (block * k))))
     bounds = sorted({round(j * in_channels / chunks) for j in range(chunks + 1)})
     x0_pushes: list[tuple[tuple[int, int], tuple[int, int]]] = []
     for a, b in zip(bounds, bounds[1:]):
