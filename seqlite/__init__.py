@@ -1,5 +1,6 @@
 """seqlite: Sequentially Aggregated Convolutional Networks (Huang et al., 2019) in PyTorch."""
 
+from . import viz  # plotting helpers; matplotlib is imported on first use
 from .blocks import DownsamplingBlock, ResidualBlock, init_weights
 from .complexity import count_flops, count_params
 from .layers import (
@@ -46,5 +47,6 @@ __all__ = [
     "seqresnet_cifar",
     "seqresnet_imagenet",
     "seqresnext24",
+    "viz",
     "window_mask",
 ]
