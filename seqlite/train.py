@@ -473,6 +473,10 @@ def train(cfg: TrainConfig) -> TrainResult:
 
     if proc.main:
         out.mkdir(parents=True, exist_ok=True)
+        if not resuming:
+            # A fresh run (--overwrite): an old last.pt must not be resumed as if it were this run's.
+            last_path.unlink(missing_ok=True)
+            best_path.unlink(missing_ok=True)
         _write_metrics(metrics_path, history)
         n_params = sum(p.numel() for p in net.parameters())
         say(

@@ -160,6 +160,15 @@ def test_existing_run_is_not_overwritten(run_dir, tmp_path, capsys):
     assert (run / "last.pt").read_bytes() == before
 
 
+def test_overwrite_starts_a_fresh_run(run_dir, tmp_path):
+    run = copy_run(run_dir, tmp_path)
+    train(TrainConfig(**TINY, epochs=1, seed=5, out=str(run), overwrite=True))
+    assert load_checkpoint(run / "last.pt")["config"]["seed"] == 5
+    assert load_checkpoint(run / "best.pt")["config"]["seed"] == 5
+    with open(run / "metrics.csv") as f:
+        assert [row["epoch"] for row in csv.DictReader(f)] == ["1"]
+
+
 def test_missing_dataset_stops_before_writing(tmp_path, capsys):
     out = tmp_path / "out"
     assert main(["train", "--dataset", "cifar10", "--data-dir", str(tmp_path / "nothing"), "--no-download",

@@ -13,7 +13,10 @@ from seqlite.checkpoint import load_checkpoint
 from seqlite.registry import create_model
 from seqlite.train import evaluate_checkpoint
 
-pytestmark = pytest.mark.skipif(not dist.is_available() or not dist.is_gloo_available(), reason="needs gloo")
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(not dist.is_available() or not dist.is_gloo_available(), reason="needs gloo"),
+]
 
 
 def test_torchrun_two_gloo_processes(tmp_path):

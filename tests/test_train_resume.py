@@ -15,7 +15,7 @@ import torch
 
 from seqlite.checkpoint import load_checkpoint
 
-pytestmark = pytest.mark.skipif(not hasattr(signal, "SIGKILL"), reason="needs SIGKILL (POSIX)")
+pytestmark = [pytest.mark.slow, pytest.mark.skipif(not hasattr(signal, "SIGKILL"), reason="needs SIGKILL (POSIX)")]
 
 EPOCHS = 3
 COMMAND = [
