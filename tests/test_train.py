@@ -169,6 +169,23 @@ def test_overwrite_starts_a_fresh_run(run_dir, tmp_path):
         assert [row["epoch"] for row in csv.DictReader(f)] == ["1"]
 
 
+def test_cifar_format_end_to_end_with_worker_processes(tmp_path, capsys):
+    from test_data import write_tiny_cifar
+
+    write_tiny_cifar(tmp_path / "data", "cifar10", per_file=8)
+    out = tmp_path / "out"
+    common = ["--dataset", "cifar10", "--data-dir", str(tmp_path / "data"), "--no-download", "--no-verify-data",
+              "--device", "cpu", "--workers", "2"]
+    assert main(["train", *common, "--model-args", "k=4,r=1,n=1", "--holdout", "8", "--epochs", "2",
+                 "--batch-size", "16", "--no-progress", "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "32 training, 8 validation images" in printed
+    ckpt = load_checkpoint(out / "last.pt")
+    assert (ckpt["epoch"], ckpt["num_classes"], ckpt["in_chans"]) == (2, 10, 3)
+    assert main(["eval", "--checkpoint", str(out / "last.pt"), *common]) == 0
+    assert "on 8 test images" in capsys.readouterr().out
+
+
 def test_missing_dataset_stops_before_writing(tmp_path, capsys):
     out = tmp_path / "out"
     assert main(["train", "--dataset", "cifar10", "--data-dir", str(tmp_path / "nothing"), "--no-download",
