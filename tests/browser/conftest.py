@@ -51,7 +51,7 @@ REPO = Path(__file__).resolve().parents[2]
 
 # Seconds. Generous for a busy 2-core machine, short enough that a hang fails the suite well within 5 minutes.
 SERVER_START_TIMEOUT = 90
-NOTEBOOK_RUN_TIMEOUT = 120
+NOTEBOOK_RUN_TIMEOUT = 180
 WIDGET_UPDATE_TIMEOUT = 20
 DEFAULT_ACTION_TIMEOUT = 30
 
@@ -460,7 +460,10 @@ class NotebookPage:
             # Run All stops at the first error: then nothing more will run.
             return s if s["pending"] == 0 or s["errors"] else None
 
-        state = wait_for(finished, timeout, f"all cells of {self.relpath} to run")
+        try:
+            state = wait_for(finished, timeout, f"all cells of {self.relpath} to run")
+        except AssertionError as exc:
+            raise AssertionError(f"{exc}; notebook state: {self.state()}") from None
         # A settled page: output widgets render asynchronously after the kernel reports idle.
         self.page.wait_for_timeout(500)
         return state
