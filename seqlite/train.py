@@ -397,6 +397,14 @@ def train(cfg: TrainConfig) -> TrainResult:
 
     cfg = cfg.resolved()
     proc, device = _start_processes(cfg.device)
+    try:
+        return _run(cfg, proc, device, tqdm)
+    finally:
+        if proc.world_size > 1 and dist.is_initialized():
+            dist.destroy_process_group()
+
+
+def _run(cfg: TrainConfig, proc: _Process, device: torch.device, tqdm) -> TrainResult:
     if cfg.amp == "fp16" and device.type != "cuda":
         raise ValueError(f"amp 'fp16' needs a CUDA device (found {device}); use amp 'bf16' or 'off'")
     if cfg.sync_bn and proc.world_size > 1 and device.type != "cuda":
@@ -495,69 +503,65 @@ def train(cfg: TrainConfig) -> TrainResult:
     elif proc.world_size > 1:
         _seed_everything(cfg.seed + proc.rank)  # different dropout and augmentation in each process
 
-    try:
-        for epoch in range(start_epoch, cfg.epochs):
-            began = time.perf_counter()
-            train_gen.manual_seed(_epoch_seed(cfg.seed, epoch))
-            if isinstance(train_sampler, DistributedSampler):
-                train_sampler.set_epoch(epoch)
-            lr = optimizer.param_groups[0]["lr"]
-            train_stats = _train_epoch(model, train_loader, optimizer, scaler, cfg, epoch, device, proc, bar_factory)
-            if proc.world_size > 1:
-                # Each process updated its own BatchNorm running statistics in its last step; evaluate
-                # (and save) rank 0's everywhere, as DDP's next forward would.
-                for buffer in net.buffers():
-                    dist.broadcast(buffer, 0)
-            # The bare network, not the DDP wrapper: the processes' shares of the test set may differ
-            # by one batch, and DDP's forward could wait for a partner that has finished.
-            test_stats = evaluate(net, test_loader, device, cfg.amp, cfg.channels_last, _proc=proc)
-            scheduler.step()
-            row = {
+    for epoch in range(start_epoch, cfg.epochs):
+        began = time.perf_counter()
+        train_gen.manual_seed(_epoch_seed(cfg.seed, epoch))
+        if isinstance(train_sampler, DistributedSampler):
+            train_sampler.set_epoch(epoch)
+        lr = optimizer.param_groups[0]["lr"]
+        train_stats = _train_epoch(model, train_loader, optimizer, scaler, cfg, epoch, device, proc, bar_factory)
+        if proc.world_size > 1:
+            # Each process updated its own BatchNorm running statistics in its last step; evaluate
+            # (and save) rank 0's everywhere, as DDP's next forward would.
+            for buffer in net.buffers():
+                dist.broadcast(buffer, 0)
+        # The bare network, not the DDP wrapper: the processes' shares of the test set may differ
+        # by one batch, and DDP's forward could wait for a partner that has finished.
+        test_stats = evaluate(net, test_loader, device, cfg.amp, cfg.channels_last, _proc=proc)
+        scheduler.step()
+        row = {
+            "epoch": epoch + 1,
+            "lr": lr,
+            **train_stats,
+            "test_loss": test_stats["loss"],
+            "test_error": test_stats["error"],
+            "test_top5_error": test_stats["top5_error"],
+            "seconds": time.perf_counter() - began,
+        }
+        history.append(row)
+        improved = row["test_error"] < best_error
+        best_error = min(best_error, row["test_error"])
+        rng_states = [capture_rng_state()]
+        if proc.world_size > 1:
+            rng_states = [None] * proc.world_size
+            dist.all_gather_object(rng_states, capture_rng_state())
+        if proc.main:
+            state = {
+                "model": net.state_dict(),
+                "optimizer": optimizer.state_dict(),
+                "scheduler": scheduler.state_dict(),
+                "scaler": scaler.state_dict() if scaler is not None else None,
                 "epoch": epoch + 1,
-                "lr": lr,
-                **train_stats,
-                "test_loss": test_stats["loss"],
-                "test_error": test_stats["error"],
-                "test_top5_error": test_stats["top5_error"],
-                "seconds": time.perf_counter() - began,
+                "best_error": best_error,
+                "history": history,
+                "config": asdict(cfg),
+                "num_classes": spec.num_classes,
+                "in_chans": spec.in_chans,
+                "rng": rng_states,
+                "world_size": proc.world_size,
             }
-            history.append(row)
-            improved = row["test_error"] < best_error
-            best_error = min(best_error, row["test_error"])
-            rng_states = [capture_rng_state()]
-            if proc.world_size > 1:
-                rng_states = [None] * proc.world_size
-                dist.all_gather_object(rng_states, capture_rng_state())
-            if proc.main:
-                state = {
-                    "model": net.state_dict(),
-                    "optimizer": optimizer.state_dict(),
-                    "scheduler": scheduler.state_dict(),
-                    "scaler": scaler.state_dict() if scaler is not None else None,
-                    "epoch": epoch + 1,
-                    "best_error": best_error,
-                    "history": history,
-                    "config": asdict(cfg),
-                    "num_classes": spec.num_classes,
-                    "in_chans": spec.in_chans,
-                    "rng": rng_states,
-                    "world_size": proc.world_size,
-                }
-                # Checkpoint before the metrics row: a kill in between loses no checkpointed epoch,
-                # and a resume rewrites metrics.csv from the checkpoint's history.
-                save_checkpoint(state, last_path)
-                if improved:
-                    save_checkpoint(state, best_path)
-                _append_metrics(metrics_path, row)
-                say(
-                    f"epoch {epoch + 1}/{cfg.epochs}: lr {lr:g}, train loss {row['train_loss']:.4f} error "
-                    f"{row['train_error']:.2f}%, {spec.test_split} loss {row['test_loss']:.4f} error "
-                    f"{row['test_error']:.2f}% (top-5 {row['test_top5_error']:.2f}%), {row['seconds']:.1f} s"
-                    + (" *best*" if improved else "")
-                )
-    finally:
-        if proc.world_size > 1 and dist.is_initialized():
-            dist.destroy_process_group()
+            # Checkpoint before the metrics row: a kill in between loses no checkpointed epoch,
+            # and a resume rewrites metrics.csv from the checkpoint's history.
+            save_checkpoint(state, last_path)
+            if improved:
+                save_checkpoint(state, best_path)
+            _append_metrics(metrics_path, row)
+            say(
+                f"epoch {epoch + 1}/{cfg.epochs}: lr {lr:g}, train loss {row['train_loss']:.4f} error "
+                f"{row['train_error']:.2f}%, {spec.test_split} loss {row['test_loss']:.4f} error "
+                f"{row['test_error']:.2f}% (top-5 {row['test_top5_error']:.2f}%), {row['seconds']:.1f} s"
+                + (" *best*" if improved else "")
+            )
     return TrainResult(out=out, history=history, best_error=best_error)
 
 
