@@ -159,11 +159,12 @@ def _run_demo(args: argparse.Namespace) -> int:
     )
     print(f"seqlite demo: training {cfg.model} on the embedded 8x8 digits for {cfg.epochs} epochs on {cfg.device}")
     result = train(cfg)
-    out = result.out
+    out, epochs = result.out, result.final["epoch"]
     print(
         f"\nfinal test error {result.final['test_error']:.2f}% (best {result.best_error:.2f}%) after "
-        f"{result.final['epoch']} epochs.\nmetrics: {out / 'metrics.csv'}\ncheckpoints: {out / 'last.pt'}, "
-        f"{out / 'best.pt'}\nplot the curves with seqlite.viz.plot_training_curves({str(out / 'metrics.csv')!r}); "
+        f"{epochs} epoch{'s' * (epochs != 1)}.\nmetrics: {out / 'metrics.csv'}\n"
+        f"checkpoints: {out / 'last.pt'}, {out / 'best.pt'}\n"
+        f"plot the curves with seqlite.viz.plot_training_curves({str(out / 'metrics.csv')!r}); "
         f"evaluate with: seqlite eval --checkpoint {out / 'best.pt'}"
     )
     return 0
