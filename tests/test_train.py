@@ -32,8 +32,17 @@ TINY = dict(model="seqresnet_k8_r4_n1", model_args={"k": 4, "r": 1, "n": 1}, dat
 RUN_WARNINGS: list[str] = []
 
 
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    # Tiny models gain nothing from more threads, and lose a lot on a busy 2-core machine.
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 @pytest.fixture(scope="module")
-def run_dir(tmp_path_factory) -> Path:
+def run_dir(tmp_path_factory, one_thread) -> Path:
     """A finished two-epoch run of a tiny SeqResNet on 96 digits."""
     out = tmp_path_factory.mktemp("run")
     with warnings.catch_warnings(record=True) as caught:
