@@ -83,7 +83,7 @@ def _train_parser(sub) -> None:
     p.add_argument("--device", default="auto", help="auto (CUDA when available), cpu, cuda, cuda:1, ...")
     p.add_argument("--amp", default="off", choices=AMP_MODES, help="mixed precision (fp16 needs CUDA)")
     p.add_argument("--channels-last", action="store_true", help="channels_last memory format (faster on GPUs)")
-    p.add_argument("--compile", action="store_true", help="torch.compile the model")
+    p.add_argument("--compile", action="store_true", help="torch.compile the model (for GPUs; slow to compile on CPU)")
     p.add_argument("--sync-bn", action="store_true", help="SyncBatchNorm across torchrun processes (CUDA only)")
     p.add_argument("--workers", type=int, help="data loader processes (default: 0 for digits, else up to 8)")
     p.add_argument("--out", help="output folder (default: runs/MODEL-DATASET)")

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import logging
 import math
 import os
 import random
@@ -465,6 +466,10 @@ def _run(cfg: TrainConfig, proc: _Process, device: torch.device, tqdm) -> TrainR
     if proc.world_size > 1:
         model = nn.parallel.DistributedDataParallel(net, device_ids=[device.index] if device.type == "cuda" else None)
     if cfg.compile:
+        if device.type != "cuda":
+            # Inductor imports cpp_extension, which warns that no CUDA runtime exists: true and
+            # irrelevant on a CPU-only machine.
+            logging.getLogger("torch.utils.cpp_extension").setLevel(logging.ERROR)
         model = torch.compile(model)
 
     # Each process shuffles its own share; the order depends only on (seed, epoch).
