@@ -253,6 +253,9 @@ def lab_server(chromium_executable: str, tmp_path_factory: pytest.TempPathFactor
         IPYTHONDIR=str(base / "ipython"),
         JUPYTER_PLATFORM_DIRS="1",
         SEQLITE_QUICK="1",  # the widgets need no training at full size
+        # Kernel, server and Chromium share a small machine: torch's default thread pool, spinning against
+        # them, made notebook 08's quick training ~10x slower here (164 s vs 14 s per model on 2 busy cores).
+        OMP_NUM_THREADS=env.get("OMP_NUM_THREADS", "1"),
         PYTHONUNBUFFERED="1",
     )
     cmd = [
