@@ -6,7 +6,7 @@
 #   bash setup.sh --no-start   set up only (CI does this; so does CI=true)
 #
 # What it installs: Debian's graphviz (torchviz graphs) and chromium (browser tests) when
-# apt-get is there, a virtual environment in .venv, and seqlite with its course and dev extras.
+# apt-get is there, a virtual environment in .venv, and seqlite with its course, dev and train extras.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")"
 
@@ -33,8 +33,8 @@ if [[ ! -x .venv/bin/python ]]; then
   echo "setup: creating .venv with $($python --version)"
   "$python" -m venv .venv
 fi
-echo "setup: installing seqlite with its course and dev extras into .venv"
-.venv/bin/python -m pip install --quiet --disable-pip-version-check -e '.[course,dev]'
+echo "setup: installing seqlite with its course, dev and train extras into .venv"
+.venv/bin/python -m pip install --quiet --disable-pip-version-check -e '.[course,dev,train]'
 echo "setup: done. Run the tests with: .venv/bin/pytest"
 
 if ((start)); then

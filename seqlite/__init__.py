@@ -2,7 +2,9 @@
 
 from . import viz  # plotting helpers; matplotlib is imported on first use
 from .blocks import DownsamplingBlock, ResidualBlock, init_weights
+from .checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from .complexity import count_flops, count_params
+from .data import DatasetNotFoundError, build_datasets
 from .layers import (
     GroupTransform,
     HadamardSeqConv2d,
@@ -22,10 +24,18 @@ from .seqresnet import (
     seqresnet_imagenet,
     seqresnext24,
 )
+from .train import TrainConfig, evaluate_checkpoint
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "CheckpointError",
+    "DatasetNotFoundError",
+    "TrainConfig",
+    "build_datasets",
+    "evaluate_checkpoint",
+    "load_checkpoint",
+    "save_checkpoint",
     "DownsamplingBlock",
     "GroupTransform",
     "HadamardSeqConv2d",

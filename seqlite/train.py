@@ -394,7 +394,12 @@ def _check_resumable(saved: dict[str, Any], cfg: TrainConfig, path: Path) -> Non
 
 def train(cfg: TrainConfig) -> TrainResult:
     """Run ``cfg`` to its last epoch (continuing ``cfg.out/last.pt`` when ``cfg.resume``)."""
-    from tqdm.auto import tqdm
+    try:
+        from tqdm.auto import tqdm
+    except ImportError:  # the library itself needs only torch and torchvision
+        raise ImportError(
+            "training shows its progress with tqdm, which is not installed: pip install 'seqlite[train]'"
+        ) from None
 
     cfg = cfg.resolved()
     proc, device = _start_processes(cfg.device)
