@@ -51,6 +51,8 @@ def setup_notebook(seed: int = 0, announce: bool = True) -> NotebookContext:
                 "Quick mode: no GPU here (or running under CI), so training cells use the "
                 "embedded digits data and a few epochs. On a GPU (e.g. Colab) the full runs start."
             )
-        else:
+        elif device.type == "cuda":
             print(f"Full mode on {torch.cuda.get_device_name(device)}.")
+        else:  # SEQLITE_QUICK=0 without a GPU: full-length runs on the CPU, at the user's request
+            print("Full mode on the CPU (SEQLITE_QUICK=0): full-length training runs will be slow.")
     return NotebookContext(device=device, quick=quick, seed=seed)
