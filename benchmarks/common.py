@@ -35,12 +35,18 @@ def machine() -> str:
 
 
 def interleaved_medians(
-    variants: dict[str, Callable[[], object]], rounds: int = 7, warmup: int = 1, sync: bool = False
+    variants: dict[str, Callable[[], object]],
+    rounds: int = 7,
+    warmup: int = 1,
+    sync: bool = False,
+    clock: Callable[[], float] = time.perf_counter,
 ) -> dict[str, float]:
     """Median seconds per call of each variant, run in turns (A B C A B C ...).
 
     Interleaving spreads the load of other processes evenly over the variants, and the
-    median ignores the rounds a burst of load hit.
+    median ignores the rounds a burst of load hit. ``clock=time.process_time`` counts
+    the CPU time of this process only (meaningful with one thread): on a shared machine
+    it leaves out the time other processes held the cores.
     """
     for fn in variants.values():
         for _ in range(warmup):
@@ -50,11 +56,11 @@ def interleaved_medians(
         for name, fn in variants.items():
             if sync:
                 torch.cuda.synchronize()
-            start = time.perf_counter()
+            start = clock()
             fn()
             if sync:
                 torch.cuda.synchronize()
-            times[name].append(time.perf_counter() - start)
+            times[name].append(clock() - start)
     return {name: statistics.median(ts) for name, ts in times.items()}
 
 

@@ -1,6 +1,6 @@
 """Forward+backward time of one WSeqConv layer against a Conv2d+BN+ReLU of the same shape.
 
-    python -m benchmarks.layers [--rounds 7] [--batch 64] [--threads N] [--formats cl,nchw]
+    python -m benchmarks.layers [--rounds 7] [--batch 64] [--threads N] [--formats cl,nchw] [--cpu-time]
 
 The shapes are the three stages of ``seqresnet_k8_r4_n1`` (C=64/128/192, k=8, window C,
 32/16/8 pixels). Goal (issue 5): fast WSeqConv <= 1.5x the plain layer. The baseline is
@@ -10,6 +10,7 @@ the per-group loop of :mod:`benchmarks.baseline`.
 from __future__ import annotations
 
 import argparse
+import time
 from collections.abc import Callable
 
 import torch
@@ -46,12 +47,16 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("--formats", default="cl,nchw", help="cl (channels_last) and/or nchw")
     parser.add_argument("--no-baseline", action="store_true", help="skip the (slow) per-group loop")
+    parser.add_argument("--cpu-time", action="store_true",
+                        help="time with process CPU time (use with --threads 1 on a shared machine)")
     args = parser.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
     torch.manual_seed(0)
     print(machine())
-    print(f"batch {args.batch}, float32, forward+backward, median of {args.rounds} interleaved rounds\n")
+    clock = time.process_time if args.cpu_time else time.perf_counter
+    print(f"batch {args.batch}, float32, forward+backward, median of {args.rounds} interleaved rounds, "
+          f"{'process CPU time' if args.cpu_time else 'wall-clock time'}\n")
     rows = []
     for fmt in args.formats.split(","):
         memory_format = torch.channels_last if fmt == "cl" else torch.contiguous_format
@@ -65,7 +70,7 @@ def main(argv: list[str] | None = None) -> None:
                 baseline.__class__ = BaselineSeqConv2d
                 modules["baseline"] = baseline
             variants = {n: _step(m.to(memory_format=memory_format), x) for n, m in modules.items()}
-            t = interleaved_medians(variants, rounds=args.rounds)
+            t = interleaved_medians(variants, rounds=args.rounds, clock=clock)
             plain = t["conv+bn+relu"]
             row = [fmt, f"C={channels} {size}x{size}", f"{plain * 1e3:.1f}", f"{t['fast'] * 1e3:.1f}",
                    f"{t['fast'] / plain:.2f}x"]

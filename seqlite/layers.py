@@ -342,11 +342,22 @@ class SeqConv2d(nn.Module):
         """
         plan = self._plan
         width = self.in_channels + self.out_channels - self.k
-        rows = []
-        for transform, (start, stop) in zip(self.transforms, self.views):
-            w = transform.first_conv.weight
-            rows.append(w if (start, stop) == (0, width) else F.pad(w, (0, 0, 0, 0, start, width - stop)))
-        matrix = rows[0] if len(rows) == 1 else torch.cat(rows, 0)
+        weights = [t.first_conv.weight for t in self.transforms]
+        if plan.uniform_views and len(weights) > 1:
+            # Every view is w wide and starts k channels after the previous one: stack the
+            # weights and skew them with one padding (row i shifted by i*k), not g paddings.
+            g, k, start0 = self.groups, self.k, self.views[0][0]
+            stacked = torch.stack(weights).permute(1, 3, 4, 0, 2)  # (k, kh, kw, g, w)
+            row = width + k
+            padded = F.pad(stacked, (start0, row - start0 - stacked.shape[-1]))
+            skewed = padded.flatten(-2)[..., : g * width].unflatten(-1, (g, width))
+            matrix = skewed.permute(3, 0, 4, 1, 2).reshape(g * k, width, *stacked.shape[1:3])
+        else:
+            rows = [
+                w if (start, stop) == (0, width) else F.pad(w, (0, 0, 0, 0, start, width - stop))
+                for w, (start, stop) in zip(weights, self.views)
+            ]
+            matrix = rows[0] if len(rows) == 1 else torch.cat(rows, 0)
         columns = torch.split(matrix, plan.column_sizes, 1)
         weights = []
         for column, (t0, t1) in zip(plan.push_columns, plan.push_targets):
@@ -402,6 +413,7 @@ class _Plan(NamedTuple):
     ``intra[i]`` is the channel range of group ``i``'s own block that it sees.
     ``column_sizes`` splits the concatenated channels at the pushes' sources;
     ``push_columns`` and ``push_targets`` say, per push in order, which piece and groups.
+    ``uniform_views``: every view is equally wide and starts ``k`` after the previous one.
     """
 
     blocks: list[tuple[int, int]]
@@ -412,6 +424,7 @@ class _Plan(NamedTuple):
     column_sizes: list[int]
     push_columns: list[int]
     push_targets: list[tuple[int, int]]
+    uniform_views: bool
 
 
 def _block_size(k: int, groups: int) -> int:
@@ -465,7 +478,10 @@ def _make_plan(
     column_sizes = [b - a for a, b in zip(cuts, cuts[1:])]
     push_columns = [cuts.index(a) for (a, _), _ in pushes]
     push_targets = [t for _, t in pushes]
-    return _Plan(blocks, x0_pushes, block_pushes, intra, offsets, column_sizes, push_columns, push_targets)
+    uniform = all(v == (views[0][0] + i * k, views[0][1] + i * k) for i, v in enumerate(views))
+    return _Plan(
+        blocks, x0_pushes, block_pushes, intra, offsets, column_sizes, push_columns, push_targets, uniform
+    )
 
 
 def _add_channels(acc: Tensor | None, part: Tensor, lo: int, hi: int, width: int) -> Tensor:
