@@ -280,25 +280,31 @@ class SeqConv2d(nn.Module):
         k, g = self.k, self.groups
         masks = self._dropout_masks(x) if self.training and self.drop_rate > 0 else None
         weights = iter(self._push_weights())
-        basic_shortcut = shortcut if not self.bottleneck else None
-        acc = None  # pre-activation sums of the groups not run yet, ``k`` channels each
+        # terms[b]: the tensors whose sum is block b's pre-activation (first-conv output
+        # without the block's own groups); summed only when the block runs, so the adds
+        # are block-sized and no contribution is ever padded to full width.
+        terms: list[list[Tensor]] = [[] for _ in plan.blocks]
         pieces = torch.split(x, [b - a for (a, b), _ in plan.x0_pushes], 1) if len(plan.x0_pushes) > 1 else [x]
         for piece, ((a, b), targets) in zip(pieces, plan.x0_pushes):
             if targets is not None:
                 t0, t1 = targets
-                contribution = self._push(piece, next(weights), a, b, t0, t1, masks)
-                acc = _add_channels(acc, contribution, t0 * k, t1 * k, g * k)
-        if basic_shortcut is not None:
-            acc = basic_shortcut if acc is None else acc + basic_shortcut
-        done = 0  # groups whose outputs are computed; acc starts at group ``done``
+                self._scatter(terms, self._push(piece, next(weights), a, b, t0, t1, masks), t0, t1)
+        if shortcut is not None and not self.bottleneck:
+            self._scatter(terms, shortcut, 0, g)
         raws: list[Tensor] = []
         blocks: list[Tensor] = []
-        for (g0, g1), push in zip(plan.blocks, plan.block_pushes):
-            # split (not slice) so that backward is one concatenation, not a zero-filled
-            # full-size gradient per slice
-            rest = (g - g1) * k
-            pres = list(torch.split(acc, [k] * (g1 - g0) + ([rest] if rest else []), 1))
-            acc = pres.pop() if rest else None
+        for b_index, ((g0, g1), push) in enumerate(zip(plan.blocks, plan.block_pushes)):
+            pre_block = terms[b_index][0]
+            for term in terms[b_index][1:]:
+                pre_block = pre_block + term
+            if len(terms[b_index]) == 1:
+                # BN keeps its input for backward: a view would keep the whole
+                # contribution (later blocks' channels too) alive.
+                pre_block = pre_block.clone()
+            terms[b_index] = []
+            # split (not slice): its backward is one concatenation, not a zero-filled
+            # block-sized gradient per group
+            pres = torch.split(pre_block, k, 1) if g1 - g0 > 1 else [pre_block]
             block: list[Tensor] = []
             for i, pre in zip(range(g0, g1), pres):
                 transform = self.transforms[i]
@@ -310,10 +316,6 @@ class SeqConv2d(nn.Module):
                         source = source * masks[:, i, lo:hi, None, None]
                     weight = transform.first_conv.weight[:, lo - start : hi - start]
                     pre = pre + F.conv2d(source, weight, padding=weight.shape[-1] // 2)
-                else:
-                    # BN keeps its input for backward: a view would keep all of ``acc``
-                    # (every later group's channels) alive, and memory would grow as g^2.
-                    pre = pre.clone()
                 if self.bottleneck:
                     raw = transform.conv3x3(torch.relu(transform.reduce_bn(pre)))
                     if shortcut is not None:
@@ -325,13 +327,23 @@ class SeqConv2d(nn.Module):
                 block.append(torch.relu(transform.bn(raw)))
             activated = block[0] if len(block) == 1 else torch.cat(block, 1)
             blocks.append(activated)
-            done = g1
             if push is not None:
                 (a, b), (t0, t1) = push
-                contribution = self._push(activated, next(weights), a, b, t0, t1, masks)
-                acc = _add_channels(acc, contribution, (t0 - done) * k, (t1 - done) * k, (g - done) * k)
+                self._scatter(terms, self._push(activated, next(weights), a, b, t0, t1, masks), t0, t1)
         raw = (raws[0] if len(raws) == 1 else torch.cat(raws, 1)) if keep_raw else None
         return raw, blocks[0] if len(blocks) == 1 else torch.cat(blocks, 1)
+
+    def _scatter(self, terms: list[list[Tensor]], part: Tensor, t0: int, t1: int) -> None:
+        """File ``part`` (first-conv input of groups ``[t0, t1)``) under the blocks it feeds."""
+        k = self.k
+        overlaps = [(b, max(g0, t0), min(g1, t1)) for b, (g0, g1) in enumerate(self._plan.blocks)]
+        overlaps = [(b, lo, hi) for b, lo, hi in overlaps if lo < hi]
+        split = torch.split(part, [(hi - lo) * k for _, lo, hi in overlaps], 1) if len(overlaps) > 1 else [part]
+        for piece, (b, lo, hi) in zip(split, overlaps):
+            g0, g1 = self._plan.blocks[b]
+            if (lo, hi) != (g0, g1):  # only with windows that do not line up with blocks
+                piece = F.pad(piece, (0, 0, 0, 0, (lo - g0) * k, (g1 - hi) * k))
+            terms[b].append(piece)
 
     def _push_weights(self) -> list[Tensor]:
         """The weight of every push of the plan, in order, cut from all groups' first-conv weights.
@@ -482,18 +494,6 @@ def _make_plan(
     return _Plan(
         blocks, x0_pushes, block_pushes, intra, offsets, column_sizes, push_columns, push_targets, uniform
     )
-
-
-def _add_channels(acc: Tensor | None, part: Tensor, lo: int, hi: int, width: int) -> Tensor:
-    """``acc`` (``width`` channels, ``None`` for zeros) plus ``part`` on channels ``[lo, hi)``."""
-    if acc is None:
-        return part if (lo, hi) == (0, width) else F.pad(part, (0, 0, 0, 0, lo, width - hi))
-    if (lo, hi) == (0, width):
-        return acc + part
-    sizes = [n for n in (lo, hi - lo, width - hi) if n]
-    pieces = list(torch.split(acc, sizes, 1))
-    pieces[1 if lo else 0] = pieces[1 if lo else 0] + part
-    return torch.cat(pieces, 1)
 
 
 def _channel_slice(features: list[Tensor], start: int, stop: int) -> Tensor:
