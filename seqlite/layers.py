@@ -280,10 +280,11 @@ class SeqConv2d(nn.Module):
         k, g = self.k, self.groups
         masks = self._dropout_masks(x) if self.training and self.drop_rate > 0 else None
         weights = iter(self._push_weights())
-        # terms[b]: the tensors whose sum is block b's pre-activation (first-conv output
-        # without the block's own groups); summed only when the block runs, so the adds
-        # are block-sized and no contribution is ever padded to full width.
-        terms: list[list[Tensor]] = [[] for _ in plan.blocks]
+        # terms[b]: block b's pre-activation so far (first-conv output without the block's
+        # own groups), and whether it is a fresh sum (not a view of a wider contribution).
+        # Contributions are added block by block as they come: the adds are block-sized,
+        # nothing is padded to full width, and each contribution is freed at once.
+        terms: list[tuple[Tensor, bool] | None] = [None for _ in plan.blocks]
         pieces = torch.split(x, [b - a for (a, b), _ in plan.x0_pushes], 1) if len(plan.x0_pushes) > 1 else [x]
         for piece, ((a, b), targets) in zip(pieces, plan.x0_pushes):
             if targets is not None:
@@ -294,14 +295,12 @@ class SeqConv2d(nn.Module):
         raws: list[Tensor] = []
         blocks: list[Tensor] = []
         for b_index, ((g0, g1), push) in enumerate(zip(plan.blocks, plan.block_pushes)):
-            pre_block = terms[b_index][0]
-            for term in terms[b_index][1:]:
-                pre_block = pre_block + term
-            if len(terms[b_index]) == 1:
+            pre_block, fresh = terms[b_index]
+            if not fresh:
                 # BN keeps its input for backward: a view would keep the whole
                 # contribution (later blocks' channels too) alive.
                 pre_block = pre_block.clone()
-            terms[b_index] = []
+            terms[b_index] = None
             # split (not slice): its backward is one concatenation, not a zero-filled
             # block-sized gradient per group
             pres = torch.split(pre_block, k, 1) if g1 - g0 > 1 else [pre_block]
@@ -333,8 +332,8 @@ class SeqConv2d(nn.Module):
         raw = (raws[0] if len(raws) == 1 else torch.cat(raws, 1)) if keep_raw else None
         return raw, blocks[0] if len(blocks) == 1 else torch.cat(blocks, 1)
 
-    def _scatter(self, terms: list[list[Tensor]], part: Tensor, t0: int, t1: int) -> None:
-        """File ``part`` (first-conv input of groups ``[t0, t1)``) under the blocks it feeds."""
+    def _scatter(self, terms: list[tuple[Tensor, bool] | None], part: Tensor, t0: int, t1: int) -> None:
+        """Add ``part`` (first-conv input of groups ``[t0, t1)``) to the blocks it feeds."""
         k = self.k
         overlaps = [(b, max(g0, t0), min(g1, t1)) for b, (g0, g1) in enumerate(self._plan.blocks)]
         overlaps = [(b, lo, hi) for b, lo, hi in overlaps if lo < hi]
@@ -343,7 +342,8 @@ class SeqConv2d(nn.Module):
             g0, g1 = self._plan.blocks[b]
             if (lo, hi) != (g0, g1):  # only with windows that do not line up with blocks
                 piece = F.pad(piece, (0, 0, 0, 0, (lo - g0) * k, (g1 - hi) * k))
-            terms[b].append(piece)
+            term = terms[b]
+            terms[b] = (piece, False) if term is None else (term[0] + piece, True)
 
     def _push_weights(self) -> list[Tensor]:
         """The weight of every push of the plan, in order, cut from all groups' first-conv weights.
