@@ -24,13 +24,13 @@ import torch
 from torch import Tensor, nn
 
 from .layers import SeqConv2d, check_seqconv_config, group_views, seqconv_param_count, window_mask
+from .train import METRICS_COLUMNS  # the columns of the metrics.csv that `seqlite train` writes
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
     from matplotlib.figure import Figure
 
 __all__ = [
-    "METRIC_COLUMNS",
     "figure_to_png",
     "group_connectivity",
     "layer_costs",
@@ -48,10 +48,6 @@ __all__ = [
     "weight_usage",
 ]
 
-# Columns of the metrics.csv that `seqlite train` writes, one row per epoch (errors in percent).
-METRIC_COLUMNS = (
-    "epoch", "lr", "train_loss", "train_error", "test_loss", "test_error", "test_top5_error", "seconds",
-)
 
 _DENSE_COLOR = "tab:red"
 _WINDOW_COLOR = "tab:blue"
@@ -470,7 +466,7 @@ def seqconv_layers(model: nn.Module) -> list[tuple[str, SeqConv2d]]:
 def read_metrics(source: str | os.PathLike | Iterable[Mapping[str, Any]]) -> list[dict[str, float]]:
     """Rows of a training ``metrics.csv`` (or already-read rows) as floats.
 
-    Needs ``epoch`` and at least one of the loss/error columns of :data:`METRIC_COLUMNS`;
+    Needs ``epoch`` and at least one of the loss/error columns of :data:`METRICS_COLUMNS`;
     empty cells (e.g. no test evaluation that epoch) become NaN.
     """
     if isinstance(source, (str, os.PathLike)):
@@ -482,7 +478,7 @@ def read_metrics(source: str | os.PathLike | Iterable[Mapping[str, Any]]) -> lis
         raise ValueError("metrics must contain at least one row (one epoch)")
     columns = set(raw_rows[0])
     if "epoch" not in columns or not columns & {"train_loss", "train_error", "test_loss", "test_error"}:
-        raise ValueError(f"metrics must have the columns {', '.join(METRIC_COLUMNS)}; got {sorted(columns)}")
+        raise ValueError(f"metrics must have the columns {', '.join(METRICS_COLUMNS)}; got {sorted(columns)}")
     rows = []
     for raw in raw_rows:
         row = {}
@@ -507,7 +503,7 @@ def plot_training_curves(
     """Train/test error and loss vs epoch, as Fig. 4 plots training curves.
 
     ``metrics`` is the path of the ``metrics.csv`` the training command writes
-    (columns :data:`METRIC_COLUMNS`, errors in percent) or its rows as mappings;
+    (columns :data:`METRICS_COLUMNS`, errors in percent) or its rows as mappings;
     ``errors_in_percent=False`` says the errors are fractions (they are shown in
     percent). A ``test_top5_error`` column, when present, is drawn dotted. ``ax`` is a
     pair of axes (error, loss).
