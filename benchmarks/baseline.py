@@ -13,44 +13,18 @@ and tests compare the two implementations on the same weights.
 
 from __future__ import annotations
 
-import torch
 from torch import Tensor, nn
 
-from seqlite.layers import SeqConv2d, SeqConvOutput
+from seqlite.layers import SeqConv2d, SeqConvOutput, seqconv_as_written
 
 __all__ = ["BaselineSeqConv2d", "use_baseline", "use_fast"]
-
-
-def _channel_slice(features: list[Tensor], start: int, stop: int) -> Tensor:
-    """Channels ``[start, stop)`` of ``torch.cat(features, 1)``, touching only the parts needed."""
-    parts, offset = [], 0
-    for f in features:
-        width = f.shape[1]
-        lo, hi = max(start, offset), min(stop, offset + width)
-        if lo < hi:
-            parts.append(f if (lo, hi) == (offset, offset + width) else f[:, lo - offset : hi - offset])
-        offset += width
-    return parts[0] if len(parts) == 1 else torch.cat(parts, 1)
 
 
 class BaselineSeqConv2d(SeqConv2d):
     """:class:`~seqlite.layers.SeqConv2d` computed group by group, as the paper writes it."""
 
     def forward_residual(self, x: Tensor, shortcut: Tensor | None = None) -> SeqConvOutput:
-        self._check_input(x, shortcut)
-        dropout = nn.functional.dropout2d if self.training and self.drop_rate > 0 else None
-        features = [x]  # [x_0, activated x_1, ...]; concatenated lazily per view
-        raws = []
-        for i, (transform, (start, stop)) in enumerate(zip(self.transforms, self.views)):
-            view = _channel_slice(features, start, stop)
-            if dropout is not None:
-                view = dropout(view, self.drop_rate, True)
-            raw = transform.conv(view)
-            if shortcut is not None:
-                raw = raw + shortcut[:, i * self.k : (i + 1) * self.k]
-            raws.append(raw)
-            features.append(torch.relu(transform.bn(raw)))
-        return SeqConvOutput(torch.cat(raws, 1), torch.cat(features[1:], 1))
+        return seqconv_as_written(self, x, shortcut)
 
     def forward(self, x: Tensor) -> Tensor:
         return self.forward_residual(x).activated

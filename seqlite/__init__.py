@@ -11,6 +11,7 @@ from .layers import (
     SeqConv2d,
     SeqConvOutput,
     group_views,
+    seqconv_as_written,
     seqconv_param_count,
     window_mask,
 )
@@ -51,6 +52,7 @@ __all__ = [
     "init_weights",
     "list_models",
     "register_model",
+    "seqconv_as_written",
     "seqconv_param_count",
     "seqresnet_b22",
     "seqresnet_b42",

@@ -29,6 +29,7 @@ __all__ = [
     "SeqConvOutput",
     "check_seqconv_config",
     "group_views",
+    "seqconv_as_written",
     "seqconv_param_count",
     "window_mask",
 ]
@@ -506,6 +507,29 @@ def _channel_slice(features: list[Tensor], start: int, stop: int) -> Tensor:
             parts.append(f if (lo, hi) == (offset, offset + width) else f[:, lo - offset : hi - offset])
         offset += width
     return parts[0] if len(parts) == 1 else torch.cat(parts, 1)
+
+
+def seqconv_as_written(layer: SeqConv2d, x: Tensor, shortcut: Tensor | None = None) -> SeqConvOutput:
+    """``layer``'s output computed group by group, exactly as Eq. 1-2 and Fig. 2 write it.
+
+    For each group: take its view of ``[x_0, x_1, ..., x_{i-1}]``, apply ``Dropout2d``
+    (training only), run ``F_i`` up to its last conv, add the shortcut slice, BN, ReLU.
+    Same weights and numbers as ``layer.forward_residual`` (which sums the same terms in
+    a faster order); this loop is the reference the fast path is tested against, the
+    baseline of ``benchmarks/``, and what :func:`seqlite.count_flops` counts, so the
+    count is the architecture's multiply-accumulates rather than the fast path's.
+    """
+    layer._check_input(x, shortcut)
+    features = [x]  # [x_0, activated x_1, ...]; concatenated lazily per view
+    raws = []
+    for i, (transform, (start, stop)) in enumerate(zip(layer.transforms, layer.views)):
+        view = _channel_slice(features, start, stop)
+        raw = transform.conv(layer.dropout(view))
+        if shortcut is not None:
+            raw = raw + shortcut[:, i * layer.k : (i + 1) * layer.k]
+        raws.append(raw)
+        features.append(torch.relu(transform.bn(raw)))
+    return SeqConvOutput(torch.cat(raws, 1), torch.cat(features[1:], 1))
 
 
 class HadamardSeqConv2d(nn.Module):

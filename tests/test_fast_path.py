@@ -7,34 +7,17 @@ reordering of the sums that changed the numbers beyond rounding would show.
 from __future__ import annotations
 
 import copy
-import sys
-from pathlib import Path
 
 import pytest
 import torch
+from _helpers import randomised
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from torch import nn
 
+from benchmarks.baseline import BaselineSeqConv2d, use_baseline  # the per-group loop (repository root)
 from seqlite.layers import HadamardSeqConv2d, SeqConv2d, _make_plan, group_views
 from seqlite.seqresnet import seqresnet_cifar
-
-# The per-group loop lives in benchmarks/ (repository root), not in the installed package.
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from benchmarks.baseline import BaselineSeqConv2d, use_baseline  # noqa: E402
-
-
-def _randomised(layer: nn.Module) -> nn.Module:
-    """Random weights and BN statistics, so nothing matches by accident."""
-    with torch.no_grad():
-        for p in layer.parameters():
-            p.normal_()
-        for name, b in layer.named_buffers():
-            if name.endswith("running_mean"):
-                b.normal_()
-            elif name.endswith("running_var"):
-                b.uniform_(0.5, 2.0)
-    return layer
 
 
 def _run(layer: nn.Module, x: torch.Tensor, shortcut: torch.Tensor | None, seed: int = 0):
@@ -90,7 +73,7 @@ CONFIGS = [
 def test_fast_path_equals_per_group_loop(config, with_shortcut, train):
     torch.manual_seed(0)
     cin, cout, k, w, bottleneck, c = config
-    layer = _randomised(SeqConv2d(cin, cout, k, window=w, bottleneck=bottleneck, subgroups=c).double())
+    layer = randomised(SeqConv2d(cin, cout, k, window=w, bottleneck=bottleneck, subgroups=c).double())
     layer.train(train)
     x = torch.randn(3, cin, 5, 6, dtype=torch.float64)
     shortcut = torch.randn(3, cout, 5, 6, dtype=torch.float64) if with_shortcut else None
@@ -103,7 +86,7 @@ def test_fast_path_equals_hadamard_mask_form(config, train):
     """Eq. 3-5: the fast layer against the literal mask form sharing its weights."""
     torch.manual_seed(1)
     cin, cout, k, w, bottleneck, c = config
-    layer = _randomised(SeqConv2d(cin, cout, k, window=w, bottleneck=bottleneck, subgroups=c).double())
+    layer = randomised(SeqConv2d(cin, cout, k, window=w, bottleneck=bottleneck, subgroups=c).double())
     masked = HadamardSeqConv2d.from_windowed(layer)
     layer.train(train)
     masked.train(train)
@@ -138,7 +121,7 @@ def test_any_plan_equals_per_group_loop(cin, k, g, window, bottleneck, block, ch
     """Whatever the block size and x_0 chunking, the reordered sums give the loop's numbers."""
     torch.manual_seed(2)
     cout = g * k
-    layer = _randomised(SeqConv2d(cin, cout, k, window=window, bottleneck=bottleneck).double()).train(train)
+    layer = randomised(SeqConv2d(cin, cout, k, window=window, bottleneck=bottleneck).double()).train(train)
     layer._plan = _make_plan(cin, cout, k, window, block=block, x0_chunks=chunks)
     x = torch.randn(2, cin, 4, 3, dtype=torch.float64)
     shortcut = torch.randn(2, cout, 4, 3, dtype=torch.float64) if with_shortcut else None
@@ -190,7 +173,7 @@ def test_dropout_draws_what_the_per_group_loop_draws(window, bottleneck):
     exactly; a fast path sharing one mask between groups would not.
     """
     torch.manual_seed(3)
-    layer = _randomised(SeqConv2d(12, 24, 4, window=window, bottleneck=bottleneck, drop_rate=0.4).double())
+    layer = randomised(SeqConv2d(12, 24, 4, window=window, bottleneck=bottleneck, drop_rate=0.4).double())
     x = torch.randn(4, 12, 5, 5, dtype=torch.float64)
     _assert_same_as_baseline(layer, x, torch.randn(4, 24, 5, 5, dtype=torch.float64))
 
@@ -271,7 +254,7 @@ def test_seqresnet_fast_equals_per_group_loop_with_dropout():
 
 def test_channels_last_input_gives_the_same_numbers():
     torch.manual_seed(7)
-    layer = _randomised(SeqConv2d(16, 32, 4, window=16).double())
+    layer = randomised(SeqConv2d(16, 32, 4, window=16).double())
     x = torch.randn(2, 16, 6, 6, dtype=torch.float64)
     expected = layer(x)
     torch.testing.assert_close(layer(x.to(memory_format=torch.channels_last)), expected)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+from _helpers import randomised
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from torch import nn
@@ -23,19 +24,6 @@ CONFIGS = [
 ]
 
 
-def _randomised(layer: nn.Module) -> nn.Module:
-    """Random weights and BN statistics, so nothing matches by accident."""
-    with torch.no_grad():
-        for p in layer.parameters():
-            p.normal_()
-        for name, b in layer.named_buffers():
-            if name.endswith("running_mean"):
-                b.normal_()
-            elif name.endswith("running_var"):
-                b.uniform_(0.5, 2.0)
-    return layer
-
-
 def _eq1_reference(layer: SeqConv2d, x: torch.Tensor) -> torch.Tensor:
     """Eq. 1/2 written out with explicit concatenation, independent of the layer's forward."""
     features = [x]
@@ -51,7 +39,7 @@ def test_mask_form_equals_windowed_layer(config, train):
     """Eq. 5: F_i(view of the most recent w channels) == F_i([x_0, ..., x_{i-1}] * omega_i)."""
     torch.manual_seed(0)
     cin, cout, k, w, bottleneck, c = config
-    layer = _randomised(SeqConv2d(cin, cout, k, window=w, bottleneck=bottleneck, subgroups=c).double())
+    layer = randomised(SeqConv2d(cin, cout, k, window=w, bottleneck=bottleneck, subgroups=c).double())
     masked = HadamardSeqConv2d.from_windowed(layer)
     layer.train(train)
     masked.train(train)
@@ -85,7 +73,7 @@ def test_mask_form_equals_windowed_layer(config, train):
 def test_forward_matches_written_out_equations(config):
     torch.manual_seed(1)
     cin, cout, k, w, bottleneck, c = config
-    layer = _randomised(SeqConv2d(cin, cout, k, window=w, bottleneck=bottleneck, subgroups=c).double()).eval()
+    layer = randomised(SeqConv2d(cin, cout, k, window=w, bottleneck=bottleneck, subgroups=c).double()).eval()
     x = torch.randn(2, cin, 5, 5, dtype=torch.float64)
     torch.testing.assert_close(layer(x), _eq1_reference(layer, x))
 
@@ -93,7 +81,7 @@ def test_forward_matches_written_out_equations(config):
 @pytest.mark.parametrize("bottleneck", [False, True])
 def test_window_covering_everything_is_dense(bottleneck):
     torch.manual_seed(2)
-    dense = _randomised(SeqConv2d(8, 24, 4, bottleneck=bottleneck)).double().eval()
+    dense = randomised(SeqConv2d(8, 24, 4, bottleneck=bottleneck)).double().eval()
     wide = SeqConv2d(8, 24, 4, window=8 + 20, bottleneck=bottleneck).double().eval()
     wide.load_state_dict(dense.state_dict())  # same shapes: every group already sees everything
     x = torch.randn(2, 8, 7, 7, dtype=torch.float64)
