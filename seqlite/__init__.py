@@ -3,7 +3,7 @@
 from . import viz  # plotting helpers; matplotlib is imported on first use
 from .blocks import DownsamplingBlock, ResidualBlock, init_weights
 from .checkpoint import CheckpointError, load_checkpoint, save_checkpoint
-from .complexity import count_flops, count_params
+from .complexity import count_flops, count_flops_by_module, count_params
 from .data import DatasetNotFoundError, build_datasets
 from .layers import (
     GroupTransform,
@@ -46,6 +46,7 @@ __all__ = [
     "SeqResNet",
     "SeqResNetConfig",
     "count_flops",
+    "count_flops_by_module",
     "count_params",
     "create_model",
     "group_views",

@@ -19,7 +19,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from .layers import SeqConv2d, seqconv_as_written, seqconv_param_count
 
-__all__ = ["count_flops", "count_params", "seqconv_param_count"]
+__all__ = ["count_flops", "count_flops_by_module", "count_params", "seqconv_param_count"]
 
 
 def count_params(model: nn.Module, trainable_only: bool = False) -> int:
@@ -27,12 +27,21 @@ def count_params(model: nn.Module, trainable_only: bool = False) -> int:
     return sum(p.numel() for p in model.parameters() if p.requires_grad or not trainable_only)
 
 
-@torch.no_grad()
 def count_flops(model: nn.Module, input_size: Sequence[int]) -> int:
     """Multiply-accumulates of one forward pass of ``model`` on a ``(1, *input_size)`` batch.
 
     ``input_size`` is ``(C, H, W)`` (or ``(N, C, H, W)``). The model runs once in eval
     mode on zeros, on its own device and dtype; its training mode is restored.
+    """
+    return count_flops_by_module(model, input_size)[""]
+
+
+@torch.no_grad()
+def count_flops_by_module(model: nn.Module, input_size: Sequence[int]) -> dict[str, int]:
+    """Multiply-accumulates of one forward pass per module, keyed as ``model.named_modules()``.
+
+    ``""`` is the whole model; every module's figure includes its submodules'. Same
+    conventions as :func:`count_flops`.
     """
     shape = tuple(input_size)
     if len(shape) == 3:
@@ -45,11 +54,26 @@ def count_flops(model: nn.Module, input_size: Sequence[int]) -> int:
     was_training = model.training
     model.eval()
     try:
+        # Every SeqConv runs group by group, so each conv is a module call the counter can name.
         with _layers_as_written(model), FlopCounterMode(display=False) as counter:
             model(x)
     finally:
         model.train(was_training)
-    return counter.get_total_flops() // 2
+    # The counter files each op under every module active when it ran; a module that was
+    # not itself called (e.g. a SeqConv run through forward_residual) is the sum of its children.
+    counts = {key: sum(ops.values()) // 2 for key, ops in counter.get_flop_counts().items()}
+    root = type(model).__name__
+    by_module: dict[str, int] = {}
+
+    def visit(name: str, module: nn.Module) -> int:
+        children = [visit(f"{name}.{child}" if name else child, m) for child, m in module.named_children()]
+        key = f"{root}.{name}" if name else root
+        by_module[name] = counts[key] if key in counts else sum(children)
+        return by_module[name]
+
+    visit("", model)
+    by_module[""] = counter.get_total_flops() // 2
+    return by_module
 
 
 @contextmanager

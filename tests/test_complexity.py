@@ -40,3 +40,16 @@ def test_count_flops_restores_mode_and_checks_input():
     with pytest.raises(ValueError, match="input_size"):
         count_flops(model, (4, 4))
     assert torch.is_grad_enabled()
+
+
+def test_count_flops_by_module_adds_up():
+    from seqlite import count_flops_by_module, create_model
+
+    model = create_model("seqresnet_k8_r4_n1", r=1)
+    macs = count_flops_by_module(model, (3, 16, 16))
+    assert macs[""] == count_flops(model, (3, 16, 16))
+    assert sum(macs[name] for name, _ in model.named_children()) == macs[""]
+    # layer B of the first block is a WSeqConv 16 -> 16 run through forward_residual (never
+    # called as a module): its figure is its groups' convs, the cost of a plain 3x3 conv.
+    assert macs["stages.0.0.layer_b"] == 16 * 16 * 9 * 16 * 16
+    assert macs["stages.0.0"] == macs["stages.0.0.layer_a"] + macs["stages.0.0.layer_b"]
