@@ -1,4 +1,4 @@
-"""The fast SeqConv2d against the two references: the Hadamard-mask form and the per-group loop.
+"""The fast SeqConv2d against the per-group loop (the mask-form check is in test_layers.py).
 
 Everything in float64, outputs and gradients (input, shortcut, every parameter), so any
 reordering of the sums that changed the numbers beyond rounding would show.
@@ -10,13 +10,13 @@ import copy
 
 import pytest
 import torch
-from _helpers import randomised
+from _helpers import LAYER_CONFIGS, randomised
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from torch import nn
 
 from benchmarks.baseline import BaselineSeqConv2d, use_baseline  # the per-group loop (repository root)
-from seqlite.layers import HadamardSeqConv2d, SeqConv2d, _make_plan, group_views
+from seqlite.layers import SeqConv2d, _make_plan, group_views
 from seqlite.seqresnet import seqresnet_cifar
 
 
@@ -53,18 +53,7 @@ def _assert_same_as_baseline(layer: SeqConv2d, x: torch.Tensor, shortcut: torch.
         torch.testing.assert_close(b, b_ref, msg=lambda m, n=name: f"{n}: {m}")
 
 
-CONFIGS = [
-    # in, out, k, window, bottleneck, subgroups
-    (16, 32, 4, 16, False, 1),  # WSeqConv (window = in), 8 groups, several blocks
-    (16, 16, 8, 16, False, 1),  # the residual block's C -> C
-    (8, 40, 4, None, False, 1),  # dense, 10 groups
-    (12, 24, 4, 5, False, 1),  # window not a multiple of k, smaller than in
-    (6, 24, 4, 14, False, 1),  # window wider than in, narrower than the dense view
-    (4, 8, 8, 4, False, 1),  # fewer input channels than k, one group
-    (16, 32, 8, 16, True, 1),  # WSeqConv-B
-    (8, 48, 4, None, True, 2),  # dense SeqConv-B with subgroups
-    (10, 20, 4, 7, True, 4),
-]
+CONFIGS = LAYER_CONFIGS
 
 
 @pytest.mark.parametrize("train", [True, False], ids=["train", "eval"])
@@ -78,31 +67,6 @@ def test_fast_path_equals_per_group_loop(config, with_shortcut, train):
     x = torch.randn(3, cin, 5, 6, dtype=torch.float64)
     shortcut = torch.randn(3, cout, 5, 6, dtype=torch.float64) if with_shortcut else None
     _assert_same_as_baseline(layer, x, shortcut)
-
-
-@pytest.mark.parametrize("train", [True, False], ids=["train", "eval"])
-@pytest.mark.parametrize("config", CONFIGS, ids=str)
-def test_fast_path_equals_hadamard_mask_form(config, train):
-    """Eq. 3-5: the fast layer against the literal mask form sharing its weights."""
-    torch.manual_seed(1)
-    cin, cout, k, w, bottleneck, c = config
-    layer = randomised(SeqConv2d(cin, cout, k, window=w, bottleneck=bottleneck, subgroups=c).double())
-    masked = HadamardSeqConv2d.from_windowed(layer)
-    layer.train(train)
-    masked.train(train)
-    x = torch.randn(2, cin, 6, 5, dtype=torch.float64)
-    shortcut = torch.randn(2, cout, 6, 5, dtype=torch.float64)
-    (raw, act), grads = _run(layer, x, shortcut)
-    (raw_ref, act_ref), grads_ref = _run(masked, x, shortcut)
-    torch.testing.assert_close(raw, raw_ref)
-    torch.testing.assert_close(act, act_ref)
-    torch.testing.assert_close(grads["input"], grads_ref["input"])
-    torch.testing.assert_close(grads["shortcut"], grads_ref["shortcut"])
-    first = "reduce.weight" if bottleneck else "conv3x3.weight"
-    for i, (start, stop) in enumerate(layer.views):
-        for name, p in layer.transforms[i].named_parameters():
-            ref = grads_ref[f"dense.transforms.{i}.{name}"]
-            torch.testing.assert_close(p.grad, ref[:, start:stop] if name == first else ref)
 
 
 @settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow])

@@ -4,24 +4,14 @@ from __future__ import annotations
 
 import pytest
 import torch
-from _helpers import randomised
+from _helpers import LAYER_CONFIGS, randomised
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from torch import nn
 
 from seqlite import HadamardSeqConv2d, SeqConv2d, count_params, group_views, seqconv_param_count, window_mask
 
-CONFIGS = [
-    # in, out, k, window, bottleneck, subgroups
-    (16, 32, 8, 16, False, 1),  # WSeqConv: window = in
-    (8, 24, 4, None, False, 1),  # dense
-    (12, 12, 4, 5, False, 1),  # window not a multiple of k
-    (6, 18, 6, 100, False, 1),  # window larger than any view: dense
-    (16, 32, 8, 16, True, 1),  # WSeqConv-B
-    (8, 24, 4, None, True, 2),  # dense SeqConv-B with subgroups
-    (10, 20, 4, 7, True, 4),
-    (4, 8, 8, 4, False, 1),  # fewer input channels than k
-]
+CONFIGS = LAYER_CONFIGS
 
 
 def _eq1_reference(layer: SeqConv2d, x: torch.Tensor) -> torch.Tensor:
