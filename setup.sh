@@ -39,7 +39,9 @@ echo "setup: done. Run the tests with: .venv/bin/pytest"
 
 if ((start)); then
   if [[ -t 0 && -t 1 ]]; then
-    exec .venv/bin/jupyter lab notebooks/00_start_here.ipynb
+    root_flag=()
+    if [[ "$(id -u)" -eq 0 ]]; then root_flag=(--allow-root); fi  # JupyterLab refuses root otherwise
+    exec .venv/bin/jupyter lab "${root_flag[@]}" notebooks/00_start_here.ipynb
   else
     exec .venv/bin/seqlite demo
   fi
