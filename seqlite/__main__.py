@@ -40,10 +40,14 @@ def parse_model_args(text: str) -> dict[str, Any]:
         key, sep, value = part.partition("=")
         if not sep or not key.strip().isidentifier():
             raise ValueError(f"--model-args expects name=value pairs separated by commas (k=16,r=3); got {part!r}")
+        value = value.strip()
+        if value.lower() in {"true", "false"}:  # shell habit; "false" as a string would be truthy
+            args[key.strip()] = value.lower() == "true"
+            continue
         try:
-            args[key.strip()] = ast.literal_eval(value.strip())
+            args[key.strip()] = ast.literal_eval(value)
         except (ValueError, SyntaxError):
-            args[key.strip()] = value.strip()
+            args[key.strip()] = value
     return args
 
 

@@ -560,6 +560,7 @@ class HadamardSeqConv2d(nn.Module):
     @classmethod
     def from_windowed(cls, layer: SeqConv2d) -> HadamardSeqConv2d:
         """A mask-form layer sharing ``layer``'s weights (zeros outside the windows)."""
+        weight = next(layer.parameters())
         masked = cls(
             layer.in_channels,
             layer.out_channels,
@@ -567,7 +568,7 @@ class HadamardSeqConv2d(nn.Module):
             window=layer.window,
             bottleneck=layer.bottleneck,
             subgroups=layer.subgroups,
-        ).to(next(layer.parameters()).dtype)
+        ).to(device=weight.device, dtype=weight.dtype)
         first = "reduce.weight" if layer.bottleneck else "conv3x3.weight"
         with torch.no_grad():
             for dense_t, t, (start, stop) in zip(masked.dense.transforms, layer.transforms, layer.views):
@@ -582,9 +583,8 @@ class HadamardSeqConv2d(nn.Module):
 
     def window_grad(self, group: int) -> Tensor | None:
         """Gradient of group ``group``'s first conv over the channels inside its window."""
-        start, stop = self.dense.views[group] if self.window is None else group_views(
-            self.dense.in_channels, self.dense.out_channels, self.dense.k, self.window
-        )[group]
+        dense = self.dense
+        start, stop = group_views(dense.in_channels, dense.out_channels, dense.k, self.window)[group]
         grad = self.dense.transforms[group].first_conv.weight.grad
         return None if grad is None else grad[:, start:stop]
 

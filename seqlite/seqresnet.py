@@ -215,6 +215,9 @@ def seqresnet_cifar(
     for name, value in (("k", k), ("r", r)):
         if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
             raise ValueError(f"{name} must be a positive integer, got {value!r}")
+    for name, value in (("bottleneck", bottleneck), ("windowed", windowed)):
+        if not isinstance(value, bool):  # a string such as "false" would silently count as True
+            raise ValueError(f"{name} must be True or False, got {value!r}")
     cfg = SeqResNetConfig(
         stem=((16, 1),),
         widths=(16 * r, 32 * r, 48 * r),

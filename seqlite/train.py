@@ -214,7 +214,10 @@ def _start_processes(device: str) -> tuple[_Process, torch.device]:
         proc = _Process(int(os.environ["RANK"]), world_size, int(os.environ.get("LOCAL_RANK", "0")))
     if device == "auto":
         device = "cuda" if torch.cuda.is_available() else "cpu"
-    dev = torch.device(device)
+    try:
+        dev = torch.device(device)
+    except RuntimeError:
+        raise ValueError(f"device must be 'auto', 'cpu', 'cuda', 'cuda:N' or 'mps'; got {device!r}") from None
     if dev.type == "cuda":
         if not torch.cuda.is_available():
             raise ValueError(f"device {device!r} was asked for but CUDA is not available; use --device cpu")
@@ -486,7 +489,11 @@ def _run(cfg: TrainConfig, proc: _Process, device: torch.device, tqdm) -> TrainR
         train_sampler = RandomSampler(spec.train, generator=train_gen)
         test_set = spec.test
     per_process_batch = cfg.batch_size // proc.world_size
-    train_loader = _loader(spec.train, per_process_batch, cfg, device, train_sampler, train_gen)
+    # The loader gets a generator of its own: persistent workers draw their base seed from it once,
+    # in the first epoch a process runs; drawn from train_gen, that would shift the order of later
+    # epochs by where the run (or its resume) started.
+    train_loader = _loader(spec.train, per_process_batch, cfg, device, train_sampler,
+                           torch.Generator().manual_seed(cfg.seed))
     test_loader = _loader(test_set, max(per_process_batch, 256), cfg, device, None, torch.Generator())
 
     if proc.main:

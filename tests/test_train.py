@@ -12,6 +12,7 @@ import torch
 from torch import nn
 
 import seqlite.train as train_module
+from seqlite import seqresnet_cifar
 from seqlite.__main__ import main, parse_model_args, train_config
 from seqlite.checkpoint import CheckpointError, capture_rng_state, load_checkpoint, save_checkpoint
 from seqlite.registry import create_model
@@ -296,3 +297,16 @@ def test_non_finite_loss_stops_with_last_good_checkpoint_intact(tmp_path, monkey
     assert all(torch.isfinite(t).all() for t in last["model"].values() if t.is_floating_point())
     with open(tmp_path / "metrics.csv") as f:
         assert [row["epoch"] for row in csv.DictReader(f)] == ["1"]
+
+
+def test_model_args_booleans_and_bad_values():
+    # "false" kept as a string would be truthy and silently build the windowed model.
+    assert parse_model_args("windowed=false,bottleneck=True") == {"windowed": False, "bottleneck": True}
+    with pytest.raises(ValueError, match="windowed must be True or False"):
+        seqresnet_cifar(k=8, r=1, n=1, windowed="no")
+
+
+def test_bad_device_names_the_allowed_values(tmp_path):
+    cfg = TrainConfig(**{**TINY, "device": "gpu"}, epochs=1, out=str(tmp_path / "run"))
+    with pytest.raises(ValueError, match="device must be 'auto', 'cpu', 'cuda'"):
+        train(cfg)

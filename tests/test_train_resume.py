@@ -21,7 +21,7 @@ EPOCHS = 3
 COMMAND = [
     sys.executable, "-m", "seqlite", "train", "--model", "seqresnet_k8_r4_n1", "--model-args", "k=4,r=1,n=1",
     "--dataset", "digits", "--subset", "192", "--batch-size", "32", "--epochs", str(EPOCHS), "--seed", "7",
-    "--device", "cpu", "--workers", "0", "--no-progress",
+    "--device", "cpu", "--no-progress",
 ]
 # One thread: the same arithmetic in every process, so equal inputs give equal bits.
 ENV = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
@@ -32,11 +32,13 @@ def _run(out: Path, *extra: str) -> None:
     assert done.returncode == 0, done.stderr
 
 
-def test_sigkill_then_resume_equals_uninterrupted_run(tmp_path):
+# workers=1: the data order must not depend on where a run with (persistent) worker processes started.
+@pytest.mark.parametrize("workers", ["0", "1"])
+def test_sigkill_then_resume_equals_uninterrupted_run(tmp_path, workers):
     whole, killed = tmp_path / "whole", tmp_path / "killed"
-    _run(whole)
+    _run(whole, "--workers", workers)
 
-    proc = subprocess.Popen([*COMMAND, "--out", str(killed)], env=ENV, stdout=subprocess.DEVNULL,
+    proc = subprocess.Popen([*COMMAND, "--workers", workers, "--out", str(killed)], env=ENV, stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 240
     while not (killed / "last.pt").exists() and proc.poll() is None and time.monotonic() < deadline:
@@ -46,7 +48,7 @@ def test_sigkill_then_resume_equals_uninterrupted_run(tmp_path):
     epoch_at_kill = load_checkpoint(killed / "last.pt")["epoch"]
     assert 1 <= epoch_at_kill < EPOCHS
 
-    _run(killed, "--resume")
+    _run(killed, "--workers", workers, "--resume")
 
     a, b = load_checkpoint(whole / "last.pt"), load_checkpoint(killed / "last.pt")
     assert a["epoch"] == b["epoch"] == EPOCHS
