@@ -18,7 +18,7 @@ from torch import nn
 
 from seqlite.layers import SeqConv2d
 
-from .baseline import BaselineSeqConv2d
+from .baseline import use_baseline
 from .common import format_table, interleaved_medians, machine
 
 SHAPES = [(64, 32), (128, 16), (192, 8)]
@@ -66,9 +66,7 @@ def main(argv: list[str] | None = None) -> None:
             fast = SeqConv2d(channels, channels, args.k, window=channels)
             modules = {"conv+bn+relu": _plain(channels), "fast": fast}
             if not args.no_baseline:
-                baseline = SeqConv2d(channels, channels, args.k, window=channels)
-                baseline.__class__ = BaselineSeqConv2d
-                modules["baseline"] = baseline
+                modules["baseline"] = use_baseline(SeqConv2d(channels, channels, args.k, window=channels))
             variants = {n: _step(m.to(memory_format=memory_format), x) for n, m in modules.items()}
             t = interleaved_medians(variants, rounds=args.rounds, clock=clock)
             plain = t["conv+bn+relu"]

@@ -338,12 +338,17 @@ def _train_epoch(model, loader, optimizer, scaler, cfg, epoch, device, proc, bar
 def evaluate(
     model: nn.Module,
     loader: DataLoader,
-    device: torch.device | str = "cpu",
+    device: torch.device | str | None = None,
     amp: str = "off",
     channels_last: bool = False,
     _proc: _Process | None = None,
 ) -> dict[str, float]:
-    """Mean cross-entropy, top-1 and top-5 error (percent) of ``model`` on ``loader``."""
+    """Mean cross-entropy, top-1 and top-5 error (percent) of ``model`` on ``loader``.
+
+    ``device`` defaults to the device of the model's parameters.
+    """
+    if device is None:
+        device = next(model.parameters()).device
     proc = _proc or _Process()
     device = torch.device(device)
     model.eval()
