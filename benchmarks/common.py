@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import os
 import platform
 import statistics
@@ -10,7 +11,7 @@ from collections.abc import Callable
 
 import torch
 
-__all__ = ["machine", "interleaved_medians", "format_table"]
+__all__ = ["add_timing_arguments", "format_table", "interleaved_medians", "machine", "start_timing"]
 
 
 def _cpu_model() -> str:
@@ -71,3 +72,20 @@ def format_table(header: list[str], rows: list[list[object]]) -> str:
     lines = ["| " + " | ".join(c.ljust(w) for c, w in zip(r, widths)) + " |" for r in cells]
     lines.insert(1, "|" + "|".join("-" * (w + 2) for w in widths) + "|")
     return "\n".join(lines)
+
+
+def add_timing_arguments(parser: argparse.ArgumentParser, rounds: int) -> None:
+    """The options every timing benchmark takes: rounds, threads, and which clock."""
+    parser.add_argument("--rounds", type=int, default=rounds)
+    parser.add_argument("--threads", type=int, default=None)
+    parser.add_argument("--cpu-time", action="store_true",
+                        help="time with process CPU time (use with --threads 1 on a shared machine)")
+
+
+def start_timing(args: argparse.Namespace) -> Callable[[], float]:
+    """Apply ``--threads``, seed, print the machine; return the clock ``--cpu-time`` chose."""
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    torch.manual_seed(0)
+    print(machine())
+    return time.process_time if args.cpu_time else time.perf_counter

@@ -10,7 +10,6 @@ the per-group loop of :mod:`benchmarks.baseline`.
 from __future__ import annotations
 
 import argparse
-import time
 from collections.abc import Callable
 
 import torch
@@ -19,7 +18,7 @@ from torch import nn
 from seqlite.layers import SeqConv2d
 
 from .baseline import use_baseline
-from .common import format_table, interleaved_medians, machine
+from .common import add_timing_arguments, format_table, interleaved_medians, machine, start_timing
 
 SHAPES = [(64, 32), (128, 16), (192, 8)]
 
@@ -41,20 +40,13 @@ def _plain(channels: int) -> nn.Module:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--rounds", type=int, default=7)
+    add_timing_arguments(parser, rounds=7)
     parser.add_argument("--batch", type=int, default=64)
     parser.add_argument("--k", type=int, default=8)
-    parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("--formats", default="cl,nchw", help="cl (channels_last) and/or nchw")
     parser.add_argument("--no-baseline", action="store_true", help="skip the (slow) per-group loop")
-    parser.add_argument("--cpu-time", action="store_true",
-                        help="time with process CPU time (use with --threads 1 on a shared machine)")
     args = parser.parse_args(argv)
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    torch.manual_seed(0)
-    print(machine())
-    clock = time.process_time if args.cpu_time else time.perf_counter
+    clock = start_timing(args)
     print(f"batch {args.batch}, float32, forward+backward, median of {args.rounds} interleaved rounds, "
           f"{'process CPU time' if args.cpu_time else 'wall-clock time'}\n")
     rows = []

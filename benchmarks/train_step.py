@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import copy
-import time
 from collections.abc import Callable
 
 import torch
@@ -21,7 +20,7 @@ from torch import nn
 from seqlite.registry import create_model
 
 from .baseline import use_baseline
-from .common import format_table, interleaved_medians, machine
+from .common import add_timing_arguments, format_table, interleaved_medians, machine, start_timing
 
 
 def _step(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> Callable[[], None]:
@@ -40,16 +39,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--model", default="seqresnet_k8_r4_n1")
     parser.add_argument("--batch", type=int, default=64)
     parser.add_argument("--size", type=int, default=32)
-    parser.add_argument("--rounds", type=int, default=5)
-    parser.add_argument("--threads", type=int, default=None)
+    add_timing_arguments(parser, rounds=5)
     parser.add_argument("--channels-last", action="store_true")
-    parser.add_argument("--cpu-time", action="store_true",
-                        help="time with process CPU time (use with --threads 1 on a shared machine)")
     args = parser.parse_args(argv)
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    torch.manual_seed(0)
-    print(machine())
+    clock = start_timing(args)
     memory_format = torch.channels_last if args.channels_last else torch.contiguous_format
     fast = create_model(args.model).train().to(memory_format=memory_format)
     baseline = use_baseline(copy.deepcopy(fast))
@@ -58,7 +51,6 @@ def main(argv: list[str] | None = None) -> None:
     fmt = "channels_last" if args.channels_last else "NCHW"
     print(f"{args.model}, batch {args.batch}, {args.size}x{args.size}, float32, {fmt}, "
           f"median of {args.rounds} interleaved rounds, {'process CPU' if args.cpu_time else 'wall-clock'} time\n")
-    clock = time.process_time if args.cpu_time else time.perf_counter
     t = interleaved_medians(
         {"fast": _step(fast, x, y), "baseline": _step(baseline, x, y)}, rounds=args.rounds, clock=clock
     )
