@@ -1,11 +1,13 @@
 """Whole training step of a registered model: fast SeqConv2d against the per-group loop.
 
-    python -m benchmarks.train_step [--model seqresnet_k8_r4_n1] [--batch 64] [--rounds 5]
-                                    [--threads N] [--channels-last]
+    python -m benchmarks.train_step [--model seqresnet_k8_r4_n1] [--batch 64] [--size 32] [--rounds 5]
+                                    [--threads N] [--channels-last] [--against memory-efficient]
 
 One step = forward, cross-entropy, backward, SGD (Nesterov, as the paper trains). The
 model keeps its default dropout (p = 0.1 for the CIFAR models). Goal (issue 5): the fast
-step at least 2.5x faster than the baseline's.
+step at least 2.5x faster than the baseline's. ``--against memory-efficient`` times the
+same model with ``memory_efficient=True`` (recomputation in backward) instead of the
+baseline, to price that mode, e.g. ``--model seqresnet_b22 --size 224 --batch 16``.
 """
 
 from __future__ import annotations
@@ -41,22 +43,26 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--size", type=int, default=32)
     add_timing_arguments(parser, rounds=5)
     parser.add_argument("--channels-last", action="store_true")
+    parser.add_argument("--against", choices=["baseline", "memory-efficient"], default="baseline")
     args = parser.parse_args(argv)
     clock = start_timing(args)
     memory_format = torch.channels_last if args.channels_last else torch.contiguous_format
     fast = create_model(args.model).train().to(memory_format=memory_format)
-    baseline = use_baseline(copy.deepcopy(fast))
+    other = copy.deepcopy(fast)
+    if args.against == "baseline":
+        use_baseline(other)
+    else:
+        other.memory_efficient = True
+    name = args.against
     x = torch.randn(args.batch, 3, args.size, args.size).to(memory_format=memory_format)
     y = torch.randint(0, fast.num_classes, (args.batch,))
     fmt = "channels_last" if args.channels_last else "NCHW"
     print(f"{args.model}, batch {args.batch}, {args.size}x{args.size}, float32, {fmt}, "
           f"median of {args.rounds} interleaved rounds, {'process CPU' if args.cpu_time else 'wall-clock'} time\n")
-    t = interleaved_medians(
-        {"fast": _step(fast, x, y), "baseline": _step(baseline, x, y)}, rounds=args.rounds, clock=clock
-    )
+    t = interleaved_medians({"fast": _step(fast, x, y), name: _step(other, x, y)}, rounds=args.rounds, clock=clock)
     print(format_table(
-        ["model", "format", "fast s/step", "baseline s/step", "speed-up"],
-        [[args.model, fmt, f"{t['fast']:.3f}", f"{t['baseline']:.3f}", f"{t['baseline'] / t['fast']:.2f}x"]],
+        ["model", "format", "fast s/step", f"{name} s/step", f"{name} / fast"],
+        [[args.model, fmt, f"{t['fast']:.3f}", f"{t[name]:.3f}", f"{t[name] / t['fast']:.2f}x"]],
     ))
     print(f"\n{machine()}")
 

@@ -7,11 +7,13 @@ of it; :func:`seqresnet_cifar` and :func:`seqresnet_imagenet` build them.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 
 import torch
 from torch import Tensor, nn
+from torch.utils.checkpoint import checkpoint
 
 from .blocks import DownsamplingBlock, ResidualBlock, init_weights
 from .layers import SeqConv2d, SeqConvOutput
@@ -61,6 +63,7 @@ class SeqResNetConfig:
     mean: tuple[float, ...] = CIFAR_MEAN
     std: tuple[float, ...] = CIFAR_STD
     name: str = field(default="seqresnet", compare=False)
+    memory_efficient: bool = field(default=False, compare=False)
 
     def __post_init__(self) -> None:
         stages = len(self.widths)
@@ -80,6 +83,8 @@ class SeqResNetConfig:
             raise ValueError(f"blocks (n) must be non-negative integers, got {self.blocks!r}")
         if not 0.0 <= self.drop_rate < 1.0:
             raise ValueError(f"drop_rate must be in [0, 1), got {self.drop_rate!r}")
+        if not isinstance(self.memory_efficient, bool):
+            raise ValueError(f"memory_efficient must be True or False, got {self.memory_efficient!r}")
 
     @property
     def default_cfg(self) -> dict:
@@ -106,6 +111,14 @@ class SeqResNet(nn.Module):
     Layout: stem convs -> dense SeqConv (no dropout) [-> grouped downsizing] ->
     stage 1 residual blocks -> (down-sampling block -> residual blocks) per further
     stage -> dropout, Conv1x1-BN-ReLU -> global average pool -> fc.
+
+    ``cfg.memory_efficient`` (also settable later as the attribute of that name) keeps
+    only each block's input for backward and recomputes the block's activations
+    while the gradient passes through it (``torch.utils.checkpoint``, as the
+    memory-efficient DenseNet implementations do): activation memory falls to about
+    two feature maps per block, for roughly one extra forward pass of time. The
+    numbers are the same: dropout masks are redrawn from the saved random state and
+    BatchNorm running statistics are updated once, not again by the recomputation.
     """
 
     def __init__(self, cfg: SeqResNetConfig):
@@ -115,6 +128,7 @@ class SeqResNet(nn.Module):
         self.num_classes = cfg.num_classes
         self.in_chans = cfg.in_chans
         self.drop_rate = cfg.drop_rate
+        self.memory_efficient = cfg.memory_efficient
         widths, ks, cs = cfg.widths, cfg.k, cfg.subgroups
         common = dict(bottleneck=cfg.bottleneck, windowed=cfg.windowed)
 
@@ -170,13 +184,27 @@ class SeqResNet(nn.Module):
                 f"{type(self).__name__} expected input of shape (N, {self.in_chans}, H, W), "
                 f"got {tuple(x.shape)}"
             )
-        features: SeqConvOutput = self.seqconv1.forward_residual(self.stem(x))
+        features: SeqConvOutput = self._run(self.seqconv1, self.seqconv1.forward_residual, self.stem(x))
         if self.stem_downsize is not None:
-            features = self.stem_downsize(features)
+            features = self._run(self.stem_downsize, self.stem_downsize, features)
         # Every block maps the pair (residual stream, activated features) to a new pair.
-        features = self.stages(features)
+        for stage in self.stages:
+            for block in stage:
+                features = self._run(block, block, features)
         x = self.head_drop(features.activated)
         return torch.relu(self.head_bn(self.head_conv(x)))
+
+    def _run(self, module: nn.Module, fn: Callable, features: Tensor | SeqConvOutput) -> SeqConvOutput:
+        """``fn(features)``, recomputed in backward instead of kept when memory-efficient."""
+        if not (self.memory_efficient and torch.is_grad_enabled()):
+            return fn(features)
+        return checkpoint(
+            fn,
+            features,
+            use_reentrant=False,
+            preserve_rng_state=True,
+            context_fn=lambda: (nullcontext(), _batchnorm_statistics_kept(module)),
+        )
 
     def forward_head(self, x: Tensor, pre_logits: bool = False) -> Tensor:
         """Feature map -> global average pool -> fc (or the pooled features)."""
@@ -185,6 +213,21 @@ class SeqResNet(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         return self.forward_head(self.forward_features(x))
+
+
+@contextmanager
+def _batchnorm_statistics_kept(module: nn.Module) -> Iterator[None]:
+    """Undo what a recomputation does to BatchNorm running statistics (forward already updated them)."""
+    norms = [m for m in module.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.track_running_stats]
+    kept = [[b.clone() for b in (m.running_mean, m.running_var, m.num_batches_tracked)] for m in norms]
+    try:
+        yield
+    finally:
+        with torch.no_grad():
+            for m, (mean, var, count) in zip(norms, kept):
+                m.running_mean.copy_(mean)
+                m.running_var.copy_(var)
+                m.num_batches_tracked.copy_(count)
 
 
 def _per_stage(name: str, value: int | Sequence[int], stages: int) -> tuple[int, ...]:
@@ -206,11 +249,13 @@ def seqresnet_cifar(
     num_classes: int = 10,
     in_chans: int = 3,
     drop_rate: float = 0.1,
+    memory_efficient: bool = False,
 ) -> SeqResNet:
     """The CIFAR template of Table 1: widths ``16r, 32r, 48r`` and ``n`` blocks per stage.
 
     ``n`` is an int or a per-stage triple (Table 5 uses ``(1, 2, 1)``);
-    ``windowed=False`` makes every SeqConv dense (Table 5, S2).
+    ``windowed=False`` makes every SeqConv dense (Table 5, S2);
+    ``memory_efficient=True`` recomputes activations in backward (see :class:`SeqResNet`).
     """
     for name, value in (("k", k), ("r", r)):
         if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
@@ -228,6 +273,7 @@ def seqresnet_cifar(
         num_classes=num_classes,
         in_chans=in_chans,
         drop_rate=drop_rate,
+        memory_efficient=memory_efficient,
         name=f"seqresnet{'_b' if bottleneck else ''}_k{k}_r{r}",
     )
     return SeqResNet(cfg)
@@ -242,11 +288,14 @@ def seqresnet_imagenet(
     num_classes: int = 1000,
     in_chans: int = 3,
     drop_rate: float = 0.0,
+    memory_efficient: bool = False,
 ) -> SeqResNet:
     """A four-stage bottleneck network of Table 2 on 224x224 inputs.
 
     Stem: Conv3x3 stride 2, Conv3x3, dense SeqConv-B to ``widths[0]``, grouped
     stride-2 downsizing (it replaces ResNet's 7x7 conv and max pool, paper 3.2).
+    ``memory_efficient=True`` recomputes activations in backward (see :class:`SeqResNet`):
+    at 224x224 these networks keep several GiB of activations per 32 images otherwise.
     """
     cfg = SeqResNetConfig(
         stem=((32, 2), (32, 1)),
@@ -259,6 +308,7 @@ def seqresnet_imagenet(
         num_classes=num_classes,
         in_chans=in_chans,
         drop_rate=drop_rate,
+        memory_efficient=memory_efficient,
         input_size=(3, 224, 224),
         mean=IMAGENET_MEAN,
         std=IMAGENET_STD,

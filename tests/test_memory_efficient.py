@@ -1,0 +1,109 @@
+"""The memory-efficient mode of SeqResNet: recomputation in backward, same numbers, less kept."""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+import torch
+from torch.multiprocessing.reductions import StorageWeakRef
+from torch.utils._python_dispatch import TorchDispatchMode
+from torch.utils._pytree import tree_flatten
+
+from seqlite import create_model, seqresnet_cifar, seqresnet_imagenet
+
+
+def _small_models():
+    yield "cifar bottleneck, dropout", seqresnet_cifar(k=4, r=1, n=(1, 2, 1), bottleneck=True, drop_rate=0.2), 16
+    yield "cifar basic, dense", seqresnet_cifar(k=4, r=1, n=1, windowed=False, drop_rate=0.2), 16
+    # ImageNet template: two stem convs, dense SeqConv-B, stem downsizing, subgroups.
+    yield "imagenet template", seqresnet_imagenet((16, 32, 32, 64), (4, 8, 8, 8), (1, 1, 2, 1), (1, 2, 2, 4),
+                                                  num_classes=7, drop_rate=0.1), 64
+
+
+def _train_steps(model, x, y, steps=2):
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+    torch.manual_seed(1)
+    outputs = []
+    for _ in range(steps):
+        optimizer.zero_grad()
+        out = model(x)
+        torch.nn.functional.cross_entropy(out, y).backward()
+        outputs.append(out.detach())
+        grads = {n: p.grad.clone() for n, p in model.named_parameters()}
+        optimizer.step()
+    return outputs, grads
+
+
+@pytest.mark.parametrize("case", list(range(3)), ids=[name for name, _, _ in _small_models()])
+def test_memory_efficient_training_gives_the_same_numbers(case):
+    _, model, size = list(_small_models())[case]
+    model = model.double().train()
+    efficient = copy.deepcopy(model)
+    efficient.memory_efficient = True
+    x = torch.randn(4, 3, size, size, dtype=torch.float64)
+    y = torch.randint(0, model.num_classes, (4,))
+    outputs, grads = _train_steps(model, x, y)
+    outputs_e, grads_e = _train_steps(efficient, x, y)
+    for out, out_e in zip(outputs, outputs_e):  # dropout masks redrawn identically, steps agree
+        torch.testing.assert_close(out_e, out, rtol=1e-10, atol=1e-10)
+    assert grads_e.keys() == grads.keys()
+    for name in grads:
+        torch.testing.assert_close(grads_e[name], grads[name], rtol=1e-9, atol=1e-10, msg=name)
+    # Recomputation must not update BatchNorm's running statistics a second time.
+    buffers, buffers_e = dict(model.named_buffers()), dict(efficient.named_buffers())
+    for name in buffers:
+        torch.testing.assert_close(buffers_e[name], buffers[name], rtol=1e-12, atol=1e-12, msg=name)
+    assert int(buffers_e["seqconv1.transforms.0.bn.num_batches_tracked"]) == 2
+
+
+class _LiveStorages(TorchDispatchMode):
+    """Bytes of the storages created inside the mode that are still alive (kept for backward)."""
+
+    def __init__(self):
+        super().__init__()
+        self.storages = {}
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        out = func(*args, **(kwargs or {}))
+        for t in tree_flatten(out)[0]:
+            if isinstance(t, torch.Tensor):
+                s = t.untyped_storage()
+                self.storages[s.data_ptr()] = (StorageWeakRef(s), s.nbytes())
+        return out
+
+    def live_bytes(self) -> int:
+        return sum(n for ref, n in self.storages.values() if not ref.expired())
+
+
+def _kept_for_backward(model, x) -> int:
+    with _LiveStorages() as live:
+        loss = model(x).sum()
+    kept = live.live_bytes()
+    loss.backward()  # the recomputation runs and the gradient exists
+    assert all(p.grad is not None for p in model.parameters())
+    return kept
+
+
+def test_memory_efficient_keeps_far_less_for_backward():
+    torch.manual_seed(0)
+    model = create_model("seqresnet_b_k16_r7_n1", n=2).train()
+    x = torch.randn(8, 3, 32, 32)
+    plain = _kept_for_backward(model, x)
+    model.memory_efficient = True
+    efficient = _kept_for_backward(model, x)
+    assert efficient < plain / 3, (efficient, plain)
+
+
+def test_memory_efficient_is_a_create_model_option_and_inference_is_unchanged():
+    torch.manual_seed(0)
+    model = create_model("seqresnet_k8_r4_n1", r=1, memory_efficient=True)
+    assert model.memory_efficient and model.cfg.memory_efficient
+    reference = copy.deepcopy(model)
+    reference.memory_efficient = False
+    x = torch.randn(2, 3, 16, 16)
+    model.eval(), reference.eval()
+    with torch.no_grad():
+        torch.testing.assert_close(model(x), reference(x))
+    with pytest.raises(ValueError, match="memory_efficient must be True or False"):
+        create_model("seqresnet_k8_r4_n1", memory_efficient="yes")
