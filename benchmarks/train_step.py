@@ -1,13 +1,19 @@
 """Whole training step of a registered model: fast SeqConv2d against the per-group loop.
 
     python -m benchmarks.train_step [--model seqresnet_k8_r4_n1] [--batch 64] [--size 32] [--rounds 5]
-                                    [--threads N] [--channels-last] [--against memory-efficient]
+                                    [--threads N] [--channels-last] [--against baseline,plain]
 
 One step = forward, cross-entropy, backward, SGD (Nesterov, as the paper trains). The
 model keeps its default dropout (p = 0.1 for the CIFAR models). Goal (issue 5): the fast
-step at least 2.5x faster than the baseline's. ``--against memory-efficient`` times the
-same model with ``memory_efficient=True`` (recomputation in backward) instead of the
-baseline, to price that mode, e.g. ``--model seqresnet_b22 --size 224 --batch 16``.
+step at least 2.5x faster than the baseline's. ``--against`` lists what the fast step is
+timed against (interleaved, same weights where they exist):
+
+* ``baseline``: the per-group loop (:mod:`benchmarks.baseline`);
+* ``plain``: the same network with every SeqConv layer replaced by one plain
+  Conv2d+BN+ReLU of the same width - the physical reference, so ``baseline / plain`` is
+  the most any SeqConv implementation as fast as a plain convolution could gain;
+* ``memory-efficient``: the same model with ``memory_efficient=True`` (recomputation in
+  backward), to price that mode, e.g. ``--model seqresnet_b22 --size 224 --batch 16``.
 """
 
 from __future__ import annotations
@@ -21,7 +27,7 @@ from torch import nn
 
 from seqlite.registry import create_model
 
-from .baseline import use_baseline
+from .baseline import use_baseline, use_plain_conv
 from .common import add_timing_arguments, format_table, interleaved_medians, machine, start_timing
 
 
@@ -36,6 +42,18 @@ def _step(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> Callable[[], No
     return run
 
 
+def _memory_efficient(model: nn.Module) -> nn.Module:
+    model.memory_efficient = True
+    return model
+
+
+_OTHERS: dict[str, Callable[[nn.Module], nn.Module]] = {
+    "baseline": use_baseline,
+    "plain": use_plain_conv,
+    "memory-efficient": _memory_efficient,
+}
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--model", default="seqresnet_k8_r4_n1")
@@ -43,27 +61,33 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--size", type=int, default=32)
     add_timing_arguments(parser, rounds=5)
     parser.add_argument("--channels-last", action="store_true")
-    parser.add_argument("--against", choices=["baseline", "memory-efficient"], default="baseline")
+    parser.add_argument("--drop-rate", type=float, default=None, help="override the model's dropout")
+    parser.add_argument("--against", default="baseline", help="comma-separated: baseline, plain, memory-efficient")
     args = parser.parse_args(argv)
+    against = args.against.split(",")
+    for name in against:
+        if name not in _OTHERS:
+            parser.error(f"--against: unknown {name!r}; choose from {', '.join(_OTHERS)}")
     clock = start_timing(args)
     memory_format = torch.channels_last if args.channels_last else torch.contiguous_format
-    fast = create_model(args.model).train().to(memory_format=memory_format)
-    other = copy.deepcopy(fast)
-    if args.against == "baseline":
-        use_baseline(other)
-    else:
-        other.memory_efficient = True
-    name = args.against
+    overrides = {} if args.drop_rate is None else {"drop_rate": args.drop_rate}
+    fast = create_model(args.model, **overrides).train().to(memory_format=memory_format)
+    others = {name: _OTHERS[name](copy.deepcopy(fast)).to(memory_format=memory_format) for name in against}
     x = torch.randn(args.batch, 3, args.size, args.size).to(memory_format=memory_format)
     y = torch.randint(0, fast.num_classes, (args.batch,))
     fmt = "channels_last" if args.channels_last else "NCHW"
-    print(f"{args.model}, batch {args.batch}, {args.size}x{args.size}, float32, {fmt}, "
+    print(f"{args.model}, dropout {fast.drop_rate}, batch {args.batch}, {args.size}x{args.size}, float32, {fmt}, "
           f"median of {args.rounds} interleaved rounds, {'process CPU' if args.cpu_time else 'wall-clock'} time\n")
-    t = interleaved_medians({"fast": _step(fast, x, y), name: _step(other, x, y)}, rounds=args.rounds, clock=clock)
-    print(format_table(
-        ["model", "format", "fast s/step", f"{name} s/step", f"{name} / fast"],
-        [[args.model, fmt, f"{t['fast']:.3f}", f"{t[name]:.3f}", f"{t[name] / t['fast']:.2f}x"]],
-    ))
+    variants = {"fast": _step(fast, x, y)} | {name: _step(m, x, y) for name, m in others.items()}
+    t = interleaved_medians(variants, rounds=args.rounds, clock=clock)
+    header, row = ["model", "format", "fast s/step"], [args.model, fmt, f"{t['fast']:.3f}"]
+    for name in against:
+        header += [f"{name} s/step", f"{name} / fast"]
+        row += [f"{t[name]:.3f}", f"{t[name] / t['fast']:.2f}x"]
+    if {"baseline", "plain"} <= set(against):
+        header.append("baseline / plain (most a 1.0x SeqConv could gain)")
+        row.append(f"{t['baseline'] / t['plain']:.2f}x")
+    print(format_table(header, [row]))
     print(f"\n{machine()}")
 
 

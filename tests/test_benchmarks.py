@@ -1,0 +1,71 @@
+"""The benchmark scripts run and print their tables (tiny sizes: these are not timings)."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from benchmarks import breakdown, layers, memory, train_step  # the repository root is on sys.path
+from benchmarks.baseline import PlainConvStandIn, use_plain_conv
+from seqlite import SeqConv2d, create_model
+
+
+def _table_rows(text: str) -> list[list[str]]:
+    """Rows of the last Markdown table printed (progress lines come before it)."""
+    lines = text.splitlines()
+    last_rule = max(i for i, line in enumerate(lines) if line.startswith("|-"))
+    rows = []
+    for line in lines[last_rule + 1 :]:
+        if not line.startswith("| "):
+            break
+        rows.append([cell.strip() for cell in line.strip("|").split("|")])
+    return rows
+
+
+def test_layers_benchmark_prints_a_ratio_per_shape(capsys):
+    layers.main(["--batch", "2", "--rounds", "1", "--formats", "nchw"])
+    rows = _table_rows(capsys.readouterr().out)
+    assert [r[1] for r in rows] == ["C=64 32x32", "C=128 16x16", "C=192 8x8"]
+    assert all(r[4].endswith("x") and float(r[4][:-1]) > 0 for r in rows)
+
+
+def test_train_step_benchmark_against_every_reference(capsys):
+    train_step.main(["--batch", "2", "--rounds", "1", "--against", "baseline,plain,memory-efficient"])
+    out = capsys.readouterr().out
+    (row,) = _table_rows(out)
+    assert row[0] == "seqresnet_k8_r4_n1" and "baseline / plain" in out
+    with pytest.raises(SystemExit):
+        train_step.main(["--against", "nonsense"])
+
+
+def test_breakdown_benchmark_splits_convolution_time(capsys):
+    breakdown.main(["--batch", "2", "--rounds", "1"])
+    rows = _table_rows(capsys.readouterr().out)
+    assert len(rows) == 3
+    for row in rows:
+        conv, other = (float(v) for v in row[2].split(" + "))
+        assert conv > 0 and other > 0
+
+
+def test_memory_benchmark_measures_each_variant_in_its_own_process(capsys):
+    memory.main(["--batch", "2", "--imagenet-batch", "1", "--cases", "dense_16_512,b22_224"])
+    rows = _table_rows(capsys.readouterr().out)
+    assert [(r[0], r[1]) for r in rows] == [
+        ("dense_16_512", "fast"), ("dense_16_512", "baseline"), ("b22_224", "default"), ("b22_224", "memory_efficient")
+    ]
+    kept = {(r[0], r[1]): float(r[2]) for r in rows}
+    assert kept["b22_224", "memory_efficient"] < kept["b22_224", "default"]
+    assert kept["dense_16_512", "fast"] < kept["dense_16_512", "baseline"]
+
+
+def test_plain_conv_stand_in_is_one_convolution_per_layer():
+    torch.manual_seed(0)
+    model = use_plain_conv(create_model("seqresnet_k8_r4_n1", r=1))
+    layers_ = [m for m in model.modules() if isinstance(m, SeqConv2d)]
+    assert layers_ and all(type(m) is PlainConvStandIn for m in layers_)
+    assert all(m.plain_conv.weight.shape == (m.out_channels, m.in_channels, 3, 3) for m in layers_)
+    model(torch.randn(2, 3, 16, 16)).sum().backward()
+    assert all(m.plain_conv.weight.grad is not None for m in layers_)
+    assert all(t.conv3x3.weight.grad is None for m in layers_ for t in m.transforms)  # SeqConv unused
+    with pytest.raises(ValueError, match="basic SeqConv layers only"):
+        use_plain_conv(create_model("seqresnet_b_k16_r7_n1"))
