@@ -13,6 +13,7 @@ layer ratio of issue 5 that no rearrangement of the other operators can go below
 from __future__ import annotations
 
 import argparse
+from collections.abc import Callable
 
 import torch
 from torch.profiler import ProfilerActivity, profile
@@ -27,22 +28,25 @@ CONV_KERNELS = ("aten::mkldnn_convolution", "aten::convolution_backward", "aten:
                 "aten::_slow_conv2d_backward", "aten::cudnn_convolution")
 
 
-def _split(run, rounds: int) -> tuple[float, float]:
-    """(convolution ms, other ms) per call of ``run``, from the operators' self times."""
-    for _ in range(2):
-        run()
-    with profile(activities=[ProfilerActivity.CPU]) as prof:
-        for _ in range(rounds):
+def _split(runs: dict[str, Callable[[], None]], rounds: int) -> dict[str, tuple[float, float]]:
+    """(convolution ms, other ms) per call of each run, from the operators' self times.
+
+    The runs take turns, one profiled call each per round (as in
+    :func:`~benchmarks.common.interleaved_medians`), so a burst of load on a shared
+    machine hits all of them alike; the per-round splits are summed.
+    """
+    for run in runs.values():
+        for _ in range(2):
             run()
-    conv = other = 0.0
-    for event in prof.key_averages():
-        if event.key.startswith("aten::") or event.key.startswith("autograd::"):
-            ms = event.self_cpu_time_total / 1e3 / rounds
-            if event.key in CONV_KERNELS:
-                conv += ms
-            else:
-                other += ms
-    return conv, other
+    totals = {name: [0.0, 0.0] for name in runs}
+    for _ in range(rounds):
+        for name, run in runs.items():
+            with profile(activities=[ProfilerActivity.CPU]) as prof:
+                run()
+            for event in prof.key_averages():
+                if event.key.startswith(("aten::", "autograd::")):
+                    totals[name][event.key not in CONV_KERNELS] += event.self_cpu_time_total / 1e3 / rounds
+    return {name: (conv, other) for name, (conv, other) in totals.items()}
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -54,7 +58,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     start_timing(args)
     memory_format = torch.channels_last if args.channels_last else torch.contiguous_format
-    print(f"batch {args.batch}, float32, forward+backward, profiler self time, {args.rounds} rounds\n")
+    print(f"batch {args.batch}, float32, forward+backward, profiler self time, {args.rounds} interleaved rounds\n")
     rows = []
     for channels, size in SHAPES:
         x = torch.randn(args.batch, channels, size, size).to(memory_format=memory_format).requires_grad_()
@@ -63,7 +67,7 @@ def main(argv: list[str] | None = None) -> None:
             "fast": SeqConv2d(channels, channels, args.k, window=channels),
             "baseline": use_baseline(SeqConv2d(channels, channels, args.k, window=channels)),
         }
-        split = {n: _split(_step(m.to(memory_format=memory_format), x), args.rounds) for n, m in modules.items()}
+        split = _split({n: _step(m.to(memory_format=memory_format), x) for n, m in modules.items()}, args.rounds)
         plain_total = sum(split["plain"])
         row = [f"C={channels} {size}x{size}"]
         for name in modules:

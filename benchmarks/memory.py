@@ -18,6 +18,9 @@ Figures per variant:
   that are still alive when it ends (a ``TorchDispatchMode`` sees every operator's
   output; weak references tell which survive): the activation memory, whoever keeps it
   (autograd's saved tensors, or checkpointing's saved inputs);
+* *peak live tensors*: the most bytes of such storages alive at once during forward and
+  backward (sampled every few operators; gradients included, parameters not): what a
+  caching allocator, such as CUDA's, would need on top of the model;
 * *peak RSS growth*: ``ru_maxrss`` after the step minus the resident size just before
   it (model, input and allocator already warm) - what the process really needed, as the
   OS saw it. tracemalloc and the torch profiler do not see all of it on CPU;
@@ -49,11 +52,16 @@ CASES = {
 
 
 class LiveStorages(TorchDispatchMode):
-    """Records every storage an operator creates while active; :meth:`live_bytes` sums the survivors."""
+    """Records every storage an operator creates while active; :meth:`live_bytes` sums the survivors.
 
-    def __init__(self) -> None:
+    :attr:`peak_bytes` is the largest such sum seen, checked every ``every`` operators.
+    """
+
+    def __init__(self, every: int = 4) -> None:
         super().__init__()
         self.storages: dict[int, tuple[StorageWeakRef, int]] = {}
+        self.peak_bytes = 0
+        self._every, self._calls = every, 0
 
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):
         out = func(*args, **(kwargs or {}))
@@ -61,10 +69,14 @@ class LiveStorages(TorchDispatchMode):
             if isinstance(t, torch.Tensor):
                 s = t.untyped_storage()
                 self.storages[s.data_ptr()] = (StorageWeakRef(s), s.nbytes())
+        self._calls += 1
+        if self._calls % self._every == 0:
+            self.peak_bytes = max(self.peak_bytes, self.live_bytes())
         return out
 
     def live_bytes(self) -> int:
-        return sum(n for ref, n in self.storages.values() if not ref.expired())
+        self.storages = {ptr: (ref, n) for ptr, (ref, n) in self.storages.items() if not ref.expired()}
+        return sum(n for _, n in self.storages.values())
 
 
 def _rss_bytes() -> int:
@@ -94,14 +106,15 @@ def _measure(case: str, variant: str, batch: int, imagenet_batch: int) -> dict:
     before = _rss_bytes()
     with LiveStorages() as live:
         out = module(x)
-    kept = live.live_bytes()
-    out.float().mean().backward()
+        kept = live.live_bytes()
+        out.float().mean().backward()
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
     del out
     module.zero_grad(set_to_none=True)
     start = time.perf_counter()
     module(x).float().mean().backward()
-    return {"kept": kept, "peak_growth": peak - before, "step": time.perf_counter() - start}
+    step = time.perf_counter() - start
+    return {"kept": kept, "peak_live": max(live.peak_bytes, kept), "peak_growth": peak - before, "step": step}
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -116,7 +129,8 @@ def main(argv: list[str] | None = None) -> None:
         return
     print(machine())
     print(f"batch {args.batch} (b22_224: {args.imagenet_batch}), float32, one process per variant\n")
-    header = ["case", "variant", "kept for backward MiB", "peak RSS growth MiB", "step s", "memory vs first"]
+    header = ["case", "variant", "kept for backward MiB", "peak live tensors MiB", "peak RSS growth MiB", "step s",
+              "vs first: kept, peak live, peak RSS"]
     rows = []
     for case in args.cases.split(","):
         if case not in CASES:
@@ -128,9 +142,9 @@ def main(argv: list[str] | None = None) -> None:
             done = subprocess.run(cmd, capture_output=True, text=True, check=True)
             r = json.loads(done.stdout.strip().splitlines()[-1])
             first = first or r
-            rows.append([case, variant, f"{r['kept'] / 2**20:.0f}", f"{r['peak_growth'] / 2**20:.0f}",
-                         f"{r['step']:.2f}", f"{r['kept'] / first['kept']:.2f}x kept, "
-                         f"{r['peak_growth'] / first['peak_growth']:.2f}x peak"])
+            ratios = ", ".join(f"{r[key] / first[key]:.2f}x" for key in ("kept", "peak_live", "peak_growth"))
+            rows.append([case, variant, f"{r['kept'] / 2**20:.0f}", f"{r['peak_live'] / 2**20:.0f}",
+                         f"{r['peak_growth'] / 2**20:.0f}", f"{r['step']:.2f}", ratios])
             print(rows[-1], flush=True)
     print()
     print(format_table(header, rows))

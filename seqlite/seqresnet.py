@@ -184,26 +184,38 @@ class SeqResNet(nn.Module):
                 f"{type(self).__name__} expected input of shape (N, {self.in_chans}, H, W), "
                 f"got {tuple(x.shape)}"
             )
-        features: SeqConvOutput = self._run(self.seqconv1, self.seqconv1.forward_residual, self.stem(x))
+        features: SeqConvOutput = self._run(self._stem_and_seqconv1, x, (self.stem, self.seqconv1))
         if self.stem_downsize is not None:
-            features = self._run(self.stem_downsize, self.stem_downsize, features)
-        # Every block maps the pair (residual stream, activated features) to a new pair.
+            features = self._run(self.stem_downsize, features.activated)
+        # Every block maps the pair (residual stream, activated features) to a new pair;
+        # a down-sampling block reads only the activated features (so only they are kept).
         for stage in self.stages:
             for block in stage:
-                features = self._run(block, block, features)
+                is_downsampling = isinstance(block, DownsamplingBlock)
+                features = self._run(block, features.activated if is_downsampling else features)
         x = self.head_drop(features.activated)
         return torch.relu(self.head_bn(self.head_conv(x)))
 
-    def _run(self, module: nn.Module, fn: Callable, features: Tensor | SeqConvOutput) -> SeqConvOutput:
-        """``fn(features)``, recomputed in backward instead of kept when memory-efficient."""
+    def _stem_and_seqconv1(self, x: Tensor) -> SeqConvOutput:
+        return self.seqconv1.forward_residual(self.stem(x))
+
+    def _run(
+        self, fn: Callable, features: Tensor | SeqConvOutput, modules: tuple[nn.Module, ...] | None = None
+    ) -> SeqConvOutput:
+        """``fn(features)``, recomputed in backward instead of kept when memory-efficient.
+
+        ``modules``: those ``fn`` runs (default: ``fn`` itself), whose BatchNorm
+        statistics the recomputation must leave alone.
+        """
         if not (self.memory_efficient and torch.is_grad_enabled()):
             return fn(features)
+        modules = (fn,) if modules is None else modules
         return checkpoint(
             fn,
             features,
             use_reentrant=False,
             preserve_rng_state=True,
-            context_fn=lambda: (nullcontext(), _batchnorm_statistics_kept(module)),
+            context_fn=lambda: (nullcontext(), _batchnorm_statistics_kept(modules)),
         )
 
     def forward_head(self, x: Tensor, pre_logits: bool = False) -> Tensor:
@@ -216,9 +228,14 @@ class SeqResNet(nn.Module):
 
 
 @contextmanager
-def _batchnorm_statistics_kept(module: nn.Module) -> Iterator[None]:
+def _batchnorm_statistics_kept(modules: tuple[nn.Module, ...]) -> Iterator[None]:
     """Undo what a recomputation does to BatchNorm running statistics (forward already updated them)."""
-    norms = [m for m in module.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.track_running_stats]
+    norms = [
+        m
+        for module in modules
+        for m in module.modules()
+        if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.track_running_stats
+    ]
     kept = [[b.clone() for b in (m.running_mean, m.running_var, m.num_batches_tracked)] for m in norms]
     try:
         yield
