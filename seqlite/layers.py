@@ -405,6 +405,12 @@ class SeqConv2d(nn.Module):
         # into per-sample weights and run the samples as the groups of one convolution.
         n, _, h, w = source.shape
         groups, width = t1 - t0, b - a
+        if weight.shape[-2:] == (1, 1):
+            # 1x1 (the bottleneck's reduce conv): one matrix product per sample; CPU convolution
+            # libraries run a grouped convolution of this shape 1.5-3x slower (benchmarks/RESULTS.md).
+            sample_weights = weight.reshape(1, groups, k, width) * masks[:, t0:t1, None, a:b]
+            out = torch.bmm(sample_weights.reshape(n, groups * k, width), source.reshape(n, width, h * w))
+            return out.view(n, groups * k, h, w)
         sample_weights = weight.reshape(1, groups, k, width, *weight.shape[-2:]) * masks[
             :, t0:t1, None, a:b, None, None
         ]
