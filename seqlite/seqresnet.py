@@ -115,10 +115,12 @@ class SeqResNet(nn.Module):
     ``cfg.memory_efficient`` (also settable later as the attribute of that name) keeps
     only each block's input for backward and recomputes the block's activations
     while the gradient passes through it (``torch.utils.checkpoint``, as the
-    memory-efficient DenseNet implementations do): activation memory falls to about
-    two feature maps per block, for roughly one extra forward pass of time. The
-    numbers are the same: dropout masks are redrawn from the saved random state and
-    BatchNorm running statistics are updated once, not again by the recomputation.
+    memory-efficient DenseNet implementations do; the stem and the first SeqConv are
+    one segment). For B22 at 224x224 that keeps 0.17x of the activations and needs
+    0.44x the peak tensor memory, for 1.2-1.3x the time per step (one more forward
+    pass; benchmarks/RESULTS.md). The numbers are the same: dropout masks are redrawn
+    from the saved random state and BatchNorm running statistics are updated once, not
+    again by the recomputation.
     """
 
     def __init__(self, cfg: SeqResNetConfig):
@@ -312,7 +314,7 @@ def seqresnet_imagenet(
     Stem: Conv3x3 stride 2, Conv3x3, dense SeqConv-B to ``widths[0]``, grouped
     stride-2 downsizing (it replaces ResNet's 7x7 conv and max pool, paper 3.2).
     ``memory_efficient=True`` recomputes activations in backward (see :class:`SeqResNet`):
-    at 224x224 these networks keep several GiB of activations per 32 images otherwise.
+    otherwise B22 keeps about 3 GiB of activations per 32 images at 224x224 (0.5 GiB with it).
     """
     cfg = SeqResNetConfig(
         stem=((32, 2), (32, 1)),
