@@ -105,6 +105,23 @@ class _Stem(nn.Sequential):
         super().__init__(*modules)
 
 
+class _Stage(nn.Sequential):
+    """One stage's blocks, run in order; with ``memory_efficient`` each is recomputed in backward."""
+
+    memory_efficient = False  # SeqResNet sets it on every stage
+
+    def forward(self, features: SeqConvOutput) -> SeqConvOutput:
+        recompute = self.memory_efficient and torch.is_grad_enabled()
+        for block in self:
+            if not recompute:
+                features = block(features)
+            elif isinstance(block, DownsamplingBlock):
+                features = _recomputed(block, features.activated)  # all it reads, so all that is kept
+            else:
+                features = _recomputed(block, features)
+        return features
+
+
 class SeqResNet(nn.Module):
     """A residual network whose convolutions are SeqConv layers.
 
@@ -130,7 +147,6 @@ class SeqResNet(nn.Module):
         self.num_classes = cfg.num_classes
         self.in_chans = cfg.in_chans
         self.drop_rate = cfg.drop_rate
-        self.memory_efficient = cfg.memory_efficient
         widths, ks, cs = cfg.widths, cfg.k, cfg.subgroups
         common = dict(bottleneck=cfg.bottleneck, windowed=cfg.windowed)
 
@@ -162,8 +178,9 @@ class SeqResNet(nn.Module):
             blocks += [
                 ResidualBlock(width, k, subgroups=c, drop_rate=cfg.drop_rate, **common) for _ in range(n)
             ]
-            stages.append(nn.Sequential(*blocks))
+            stages.append(_Stage(*blocks))
         self.stages = nn.Sequential(*stages)
+        self.memory_efficient = cfg.memory_efficient
         self.num_features = widths[-1]
         self.head_drop = nn.Dropout2d(cfg.drop_rate) if cfg.drop_rate > 0 else nn.Identity()
         self.head_conv = nn.Conv2d(widths[-1], widths[-1], 1, bias=False)
@@ -186,39 +203,36 @@ class SeqResNet(nn.Module):
                 f"{type(self).__name__} expected input of shape (N, {self.in_chans}, H, W), "
                 f"got {tuple(x.shape)}"
             )
-        features: SeqConvOutput = self._run(self._stem_and_seqconv1, x, (self.stem, self.seqconv1))
-        if self.stem_downsize is not None:
-            features = self._run(self.stem_downsize, features.activated)
-        # Every block maps the pair (residual stream, activated features) to a new pair;
-        # a down-sampling block reads only the activated features (so only they are kept).
-        for stage in self.stages:
-            for block in stage:
-                is_downsampling = isinstance(block, DownsamplingBlock)
-                features = self._run(block, features.activated if is_downsampling else features)
+        recompute = self.memory_efficient and torch.is_grad_enabled()
+        if recompute:
+            features = _recomputed(self._stem_and_seqconv1, x, (self.stem, self.seqconv1))
+        else:
+            features = self._stem_and_seqconv1(x)
+        if self.stem_downsize is not None and recompute:
+            # it reads only the activated features: with recomputation, only they are kept
+            features = _recomputed(self.stem_downsize, features.activated)
+        elif self.stem_downsize is not None:
+            features = self.stem_downsize(features)
+        # Every block maps the pair (residual stream, activated features) to a new pair.
+        features = self.stages(features)
         x = self.head_drop(features.activated)
         return torch.relu(self.head_bn(self.head_conv(x)))
 
     def _stem_and_seqconv1(self, x: Tensor) -> SeqConvOutput:
         return self.seqconv1.forward_residual(self.stem(x))
 
-    def _run(
-        self, fn: Callable, features: Tensor | SeqConvOutput, modules: tuple[nn.Module, ...] | None = None
-    ) -> SeqConvOutput:
-        """``fn(features)``, recomputed in backward instead of kept when memory-efficient.
+    @property
+    def memory_efficient(self) -> bool:
+        """Recompute activations in backward instead of keeping them (see the class docstring)."""
+        return self._memory_efficient
 
-        ``modules``: those ``fn`` runs (default: ``fn`` itself), whose BatchNorm
-        statistics the recomputation must leave alone.
-        """
-        if not (self.memory_efficient and torch.is_grad_enabled()):
-            return fn(features)
-        modules = (fn,) if modules is None else modules
-        return checkpoint(
-            fn,
-            features,
-            use_reentrant=False,
-            preserve_rng_state=True,
-            context_fn=lambda: (nullcontext(), _batchnorm_statistics_kept(modules)),
-        )
+    @memory_efficient.setter
+    def memory_efficient(self, value: bool) -> None:
+        if not isinstance(value, bool):
+            raise ValueError(f"memory_efficient must be True or False, got {value!r}")
+        self._memory_efficient = value
+        for stage in self.stages:
+            stage.memory_efficient = value
 
     def forward_head(self, x: Tensor, pre_logits: bool = False) -> Tensor:
         """Feature map -> global average pool -> fc (or the pooled features)."""
@@ -227,6 +241,22 @@ class SeqResNet(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         return self.forward_head(self.forward_features(x))
+
+
+def _recomputed(fn: Callable, features: Tensor | SeqConvOutput, modules: tuple[nn.Module, ...] | None = None):
+    """``fn(features)`` under ``torch.utils.checkpoint``: only ``features`` is kept, the rest recomputed.
+
+    ``modules``: those ``fn`` runs (default: ``fn`` itself), whose BatchNorm statistics
+    the recomputation must leave as the forward pass left them.
+    """
+    modules = (fn,) if modules is None else modules
+    return checkpoint(
+        fn,
+        features,
+        use_reentrant=False,
+        preserve_rng_state=True,
+        context_fn=lambda: (nullcontext(), _batchnorm_statistics_kept(modules)),
+    )
 
 
 @contextmanager

@@ -107,3 +107,19 @@ def test_memory_efficient_is_a_create_model_option_and_inference_is_unchanged():
         torch.testing.assert_close(model(x), reference(x))
     with pytest.raises(ValueError, match="memory_efficient must be True or False"):
         create_model("seqresnet_k8_r4_n1", memory_efficient="yes")
+
+
+@pytest.mark.parametrize("memory_efficient", [False, True])
+def test_stage_and_stem_hooks_fire_in_both_modes(memory_efficient):
+    """Hooks on model.stages[j] / model.stages / model.stem see every forward (notebook 06 uses them)."""
+    torch.manual_seed(0)
+    model = seqresnet_imagenet((16, 32, 32, 64), (4, 8, 8, 8), (1, 1, 1, 1), memory_efficient=memory_efficient)
+    seen = []
+    modules = [model.stem, model.stages, *model.stages]
+    hooks = [m.register_forward_hook(lambda m, i, o, j=j: seen.append(j)) for j, m in enumerate(modules)]
+    out = model(torch.randn(2, 3, 64, 64))
+    assert sorted(seen) == list(range(len(modules)))
+    out.sum().backward()
+    for hook in hooks:
+        hook.remove()
+    assert all(stage.memory_efficient is memory_efficient for stage in model.stages)
