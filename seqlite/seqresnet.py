@@ -113,12 +113,7 @@ class _Stage(nn.Sequential):
     def forward(self, features: SeqConvOutput) -> SeqConvOutput:
         recompute = self.memory_efficient and torch.is_grad_enabled()
         for block in self:
-            if not recompute:
-                features = block(features)
-            elif isinstance(block, DownsamplingBlock):
-                features = _recomputed(block, features.activated)  # all it reads, so all that is kept
-            else:
-                features = _recomputed(block, features)
+            features = _run_block(block, features, recompute)
         return features
 
 
@@ -208,11 +203,8 @@ class SeqResNet(nn.Module):
             features = _recomputed(self._stem_and_seqconv1, x, (self.stem, self.seqconv1))
         else:
             features = self._stem_and_seqconv1(x)
-        if self.stem_downsize is not None and recompute:
-            # it reads only the activated features: with recomputation, only they are kept
-            features = _recomputed(self.stem_downsize, features.activated)
-        elif self.stem_downsize is not None:
-            features = self.stem_downsize(features)
+        if self.stem_downsize is not None:
+            features = _run_block(self.stem_downsize, features, recompute)
         # Every block maps the pair (residual stream, activated features) to a new pair.
         features = self.stages(features)
         x = self.head_drop(features.activated)
@@ -241,6 +233,17 @@ class SeqResNet(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         return self.forward_head(self.forward_features(x))
+
+
+def _run_block(block: nn.Module, features: SeqConvOutput, recompute: bool) -> SeqConvOutput:
+    """``block(features)``, under checkpointing when ``recompute``.
+
+    A down-sampling block reads only the activated features, so with recomputation
+    only they are handed to it (and kept), not the residual stream too.
+    """
+    if not recompute:
+        return block(features)
+    return _recomputed(block, features.activated if isinstance(block, DownsamplingBlock) else features)
 
 
 def _recomputed(fn: Callable, features: Tensor | SeqConvOutput, modules: tuple[nn.Module, ...] | None = None):

@@ -6,10 +6,8 @@ import copy
 
 import pytest
 import torch
-from torch.multiprocessing.reductions import StorageWeakRef
-from torch.utils._python_dispatch import TorchDispatchMode
-from torch.utils._pytree import tree_flatten
 
+from benchmarks.memory import LiveStorages  # the repository root is on sys.path
 from seqlite import create_model, seqresnet_cifar, seqresnet_imagenet
 
 
@@ -57,27 +55,8 @@ def test_memory_efficient_training_gives_the_same_numbers(case):
     assert int(buffers_e["seqconv1.transforms.0.bn.num_batches_tracked"]) == 2
 
 
-class _LiveStorages(TorchDispatchMode):
-    """Bytes of the storages created inside the mode that are still alive (kept for backward)."""
-
-    def __init__(self):
-        super().__init__()
-        self.storages = {}
-
-    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
-        out = func(*args, **(kwargs or {}))
-        for t in tree_flatten(out)[0]:
-            if isinstance(t, torch.Tensor):
-                s = t.untyped_storage()
-                self.storages[s.data_ptr()] = (StorageWeakRef(s), s.nbytes())
-        return out
-
-    def live_bytes(self) -> int:
-        return sum(n for ref, n in self.storages.values() if not ref.expired())
-
-
 def _kept_for_backward(model, x) -> int:
-    with _LiveStorages() as live:
+    with LiveStorages() as live:
         loss = model(x).sum()
     kept = live.live_bytes()
     loss.backward()  # the recomputation runs and the gradient exists
