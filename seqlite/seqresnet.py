@@ -454,8 +454,10 @@ def _table3(name: str, k: int, r: int, n: int, bottleneck: bool, kwargs: dict[st
     arch = dict(k=k, r=r, n=n, bottleneck=bottleneck)
     # Overriding k, r, n or bottleneck builds another network than the name says: it then
     # reports itself as seqresnet_cifar (create_model("seqresnet_cifar", ...) says so upfront).
-    changed = any(key in kwargs and kwargs[key] != value for key, value in arch.items())
     arch.update(kwargs)
+    changed = (arch["k"], arch["r"], arch["bottleneck"]) != (k, r, bottleneck) or (
+        _per_stage("n", arch["n"], 3) != (n, n, n)
+    )
     return _cifar_network("seqresnet_cifar" if changed else name, **arch)
 
 
