@@ -15,7 +15,7 @@ from .layers import (
     seqconv_param_count,
     window_mask,
 )
-from .registry import create_model, list_models, register_model
+from .registry import create_model, is_model, list_models, register_model
 from .seqresnet import (
     SeqResNet,
     SeqResNetConfig,
@@ -51,6 +51,7 @@ __all__ = [
     "create_model",
     "group_views",
     "init_weights",
+    "is_model",
     "list_models",
     "register_model",
     "seqconv_as_written",

@@ -1,4 +1,5 @@
-"""The memory-efficient mode of SeqResNet: recomputation in backward, same numbers, less kept."""
+"""Gradient checkpointing of SeqResNet (the memory-efficient mode): recomputation in backward,
+the same numbers, far less kept; eager and under ``torch.compile``."""
 
 from __future__ import annotations
 
@@ -38,7 +39,7 @@ def test_memory_efficient_training_gives_the_same_numbers(case):
     _, model, size = list(_small_models())[case]
     model = model.double().train()
     efficient = copy.deepcopy(model)
-    efficient.memory_efficient = True
+    efficient.set_grad_checkpointing()
     x = torch.randn(4, 3, size, size, dtype=torch.float64)
     y = torch.randint(0, model.num_classes, (4,))
     outputs, grads = _train_steps(model, x, y)
@@ -66,26 +67,32 @@ def _kept_for_backward(model, x) -> int:
 
 def test_memory_efficient_keeps_far_less_for_backward():
     torch.manual_seed(0)
-    model = create_model("seqresnet_b_k16_r7_n1", n=2).train()
+    model = create_model("seqresnet_cifar", k=16, r=7, n=2, bottleneck=True).train()
     x = torch.randn(8, 3, 32, 32)
     plain = _kept_for_backward(model, x)
-    model.memory_efficient = True
+    model.set_grad_checkpointing(True)
     efficient = _kept_for_backward(model, x)
     assert efficient < plain / 3, (efficient, plain)
 
 
 def test_memory_efficient_is_a_create_model_option_and_inference_is_unchanged():
+    """``memory_efficient=True`` (also ``--model-args memory_efficient=true``) is set_grad_checkpointing()."""
     torch.manual_seed(0)
-    model = create_model("seqresnet_k8_r4_n1", r=1, memory_efficient=True)
-    assert model.memory_efficient and model.cfg.memory_efficient
+    model = create_model("seqresnet_cifar", k=8, r=1, n=1, memory_efficient=True)
+    assert model.grad_checkpointing and model.memory_efficient
+    assert all(stage.grad_checkpointing for stage in model.stages)
+    assert create_model("seqresnet_b22", memory_efficient=True).grad_checkpointing
     reference = copy.deepcopy(model)
-    reference.memory_efficient = False
+    reference.set_grad_checkpointing(False)
+    assert not reference.memory_efficient
     x = torch.randn(2, 3, 16, 16)
     model.eval(), reference.eval()
     with torch.no_grad():
         torch.testing.assert_close(model(x), reference(x))
     with pytest.raises(ValueError, match="memory_efficient must be True or False"):
         create_model("seqresnet_k8_r4_n1", memory_efficient="yes")
+    with pytest.raises(ValueError, match="enable must be True or False"):
+        model.set_grad_checkpointing("yes")
 
 
 @pytest.mark.parametrize("memory_efficient", [False, True])
@@ -101,4 +108,4 @@ def test_stage_and_stem_hooks_fire_in_both_modes(memory_efficient):
     out.sum().backward()
     for hook in hooks:
         hook.remove()
-    assert all(stage.memory_efficient is memory_efficient for stage in model.stages)
+    assert all(stage.grad_checkpointing is memory_efficient for stage in model.stages)

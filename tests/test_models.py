@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 import torch
 import torchvision
@@ -62,13 +64,89 @@ def test_flop_ratios_to_resnet50(name, resnet50_macs):
     assert abs(ratio / paper - 1) < 0.02, f"{name}: {ratio:.3f} vs paper {paper:.3f}"
 
 
-def test_registry():
-    assert set(PAPER_PARAMS) <= set(list_models())
-    model = create_model("seqresnet_k8_r4_n1", k=16, r=3, n=(1, 2, 2), num_classes=100)
+def test_registry_names_and_wildcards():
+    assert set(PAPER_PARAMS) | {"seqresnet_cifar"} == set(list_models())
+    assert list_models("seqresnet_b*") == ["seqresnet_b22", "seqresnet_b42", "seqresnet_b_k16_r7_n1",
+                                           "seqresnet_b_k32_r12_n3"]
+    assert list_models("*_n1") == ["seqresnet_b_k16_r7_n1", "seqresnet_k16_r10_n1", "seqresnet_k8_r4_n1"]
+    assert list_models("resnet*") == [] and list_models(pretrained=True) == []
+    assert seqlite.is_model("seqresnext24") and not seqlite.is_model("resnet50")
+    for name in list_models():  # one documented builder per name, saying which table it is
+        builder = seqlite.seqresnet.__dict__[name]
+        assert builder.__name__ == name and "Table" in builder.__doc__, name
+
+
+def test_seqresnet_cifar_is_the_honest_name_for_custom_networks():
+    model = create_model("seqresnet_cifar", k=16, r=3, n=(1, 2, 2), num_classes=100)
     assert model.cfg.widths == (48, 96, 144) and model.cfg.k == (16, 16, 16) and model.cfg.blocks == (1, 2, 2)
-    assert model.fc.out_features == 100
+    assert model.fc.out_features == 100 and model.pretrained_cfg["num_classes"] == 100
+    assert model.pretrained_cfg["architecture"] == "seqresnet_cifar"
+    assert "k=16, r=3, N=(1, 2, 2)" in model.pretrained_cfg["description"]
+    assert create_model("seqresnet_k8_r4_n1").pretrained_cfg["architecture"] == "seqresnet_k8_r4_n1"
+    # A Table 3 name with other k, r or n is not that network any more, and says so.
+    renamed = create_model("seqresnet_k8_r4_n1", r=2)
+    assert renamed.cfg.widths == (32, 64, 96) and renamed.pretrained_cfg["architecture"] == "seqresnet_cifar"
+    same = create_model("seqresnet_k8_r4_n1", r=4, num_classes=100)
+    assert same.pretrained_cfg["architecture"] == "seqresnet_k8_r4_n1"
+    with pytest.raises(ValueError, match=r"'seqresnet_cifar' needs k, r, n: create_model\('seqresnet_cifar', k=\.\.\."):
+        create_model("seqresnet_cifar")
+    with pytest.raises(ValueError, match=r"'seqresnet_cifar' needs n"):
+        create_model("seqresnet_cifar", k=8, r=2)
+
+
+def test_unknown_model_and_pretrained_errors():
     with pytest.raises(ValueError, match="unknown model 'resnet50'.*seqresnet_b22.*seqresnext24"):
         create_model("resnet50")
+    with pytest.raises(ValueError, match="unknown model 'seqresnet_k8_r4'; did you mean seqresnet_k8_r4_n1"):
+        create_model("seqresnet_k8_r4")
+    with pytest.raises(ValueError, match=r"no pretrained weights for 'seqresnet_b22' \(models with weights: none yet\)"
+                                         r".*checkpoint_path="):
+        create_model("seqresnet_b22", pretrained=True)
+
+
+def test_register_model_for_your_own_builders():
+    from seqlite import registry
+
+    def tiny_net(num_classes: int = 10, in_chans: int = 3) -> torch.nn.Module:
+        """A user's builder."""
+        return torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(3 * 8 * 8, num_classes))
+
+    try:
+        assert registry.register_model(tiny_net) is tiny_net
+        assert "tiny_net" in list_models("tiny*")
+        assert create_model("tiny_net", num_classes=4)[1].out_features == 4
+        registry.register_model(tiny_net)  # the same definition again (a re-run notebook cell) is fine
+
+        @registry.register_model(name="other_tiny_net")
+        def builder(**kwargs):
+            return tiny_net(**kwargs)
+
+        assert create_model("other_tiny_net", num_classes=3)[1].out_features == 3
+
+        def seqresnet_b22():  # another function under a taken name
+            return tiny_net()
+
+        with pytest.raises(ValueError, match="'seqresnet_b22' is already registered"):
+            registry.register_model(seqresnet_b22)
+        with pytest.raises(ValueError, match="pass name="):
+            registry.register_model(lambda: tiny_net())
+    finally:
+        for name in ("tiny_net", "other_tiny_net"):
+            registry._MODELS.pop(name, None)
+
+
+def test_pretrained_cfg_is_the_data_config_apart_from_the_architecture():
+    cifar = create_model("seqresnet_k8_r4_n1").pretrained_cfg
+    assert cifar["input_size"] == (3, 32, 32) and cifar["mean"] == seqlite.seqresnet.CIFAR_MEAN
+    assert cifar["crop_pct"] == 1.0 and cifar["dataset"] == "cifar10"
+    imagenet = create_model("seqresnext24").pretrained_cfg
+    assert imagenet["input_size"] == (3, 224, 224) and imagenet["std"] == seqlite.seqresnet.IMAGENET_STD
+    assert imagenet["crop_pct"] == 224 / 256 and imagenet["interpolation"] == "bilinear"
+    assert imagenet["num_classes"] == 1000 and imagenet["architecture"] == "seqresnext24"
+    digits = create_model("seqresnet_cifar", k=4, r=1, n=1, in_chans=1, num_classes=10).pretrained_cfg
+    assert digits["input_size"] == (1, 32, 32) and digits["mean"] is None and digits["std"] is None
+    fields = {f.name for f in dataclasses.fields(seqlite.SeqResNetConfig)}
+    assert not fields & {"mean", "std", "input_size", "memory_efficient", "name"}
 
 
 def test_cifar_template_layout():
@@ -106,7 +184,8 @@ def test_forward_features_and_head():
     assert features.shape == (2, 7 * 48, 8, 8)
     assert model.forward_head(features, pre_logits=True).shape == (2, 7 * 48)
     torch.testing.assert_close(model.forward_head(features), model(x))
-    assert model.default_cfg["input_size"] == (1, 32, 32) and model.default_cfg["num_classes"] == 7
+    assert model.pretrained_cfg["input_size"] == (1, 32, 32) and model.pretrained_cfg["num_classes"] == 7
+    assert model.default_cfg is model.pretrained_cfg  # timm's older name
 
 
 def test_imagenet_model_forward_backward_small_input():
@@ -115,12 +194,12 @@ def test_imagenet_model_forward_backward_small_input():
     assert out.shape == (2, 5)
     out.logsumexp(1).mean().backward()
     assert model.fc.weight.grad is not None and model.stem[0].weight.grad is not None
-    assert model.default_cfg["input_size"] == (3, 224, 224)
+    assert model.pretrained_cfg["input_size"] == (3, 224, 224)
 
 
 def test_eval_is_deterministic_and_backward_works():
     torch.manual_seed(0)
-    model = create_model("seqresnet_k8_r4_n1", r=1)
+    model = create_model("seqresnet_cifar", k=8, r=1, n=1)
     x = torch.randn(4, 3, 16, 16)
     model.train()
     loss = torch.nn.functional.cross_entropy(model(x), torch.tensor([0, 1, 2, 3]))
@@ -132,7 +211,7 @@ def test_eval_is_deterministic_and_backward_works():
 
 
 def test_initialisation_follows_paper():
-    model = create_model("seqresnet_k8_r4_n1", r=1)
+    model = create_model("seqresnet_cifar", k=8, r=1, n=1)
     torch.testing.assert_close(model.fc.bias, torch.zeros_like(model.fc.bias))
     bound = (6 / (model.fc.in_features + model.fc.out_features)) ** 0.5  # Xavier uniform
     assert model.fc.weight.abs().max() <= bound and model.fc.weight.abs().max() > bound / 2
@@ -158,6 +237,6 @@ def test_bad_network_configuration(kwargs, match):
 
 
 def test_wrong_input_channels():
-    model = create_model("seqresnet_k8_r4_n1", r=1)
+    model = create_model("seqresnet_cifar", k=8, r=1, n=1)
     with pytest.raises(ValueError, match=r"expected input of shape \(N, 3, H, W\), got \(1, 1, 32, 32\)"):
         model(torch.randn(1, 1, 32, 32))
