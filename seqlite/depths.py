@@ -18,8 +18,10 @@ of various depths"). A window (Eq. 2) removes the short ones. Two measurements s
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from copy import deepcopy
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import torch
 from torch import Tensor, nn
@@ -27,11 +29,18 @@ from torch import Tensor, nn
 from .layers import SeqConv2d
 from .viz import group_connectivity
 
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
+    from matplotlib.figure import Figure
+
 __all__ = [
     "ReceptiveFields",
     "mass_radius",
     "path_length_counts",
     "path_length_summary",
+    "plot_depths",
+    "plot_path_lengths",
+    "plot_receptive_fields",
     "receptive_fields",
 ]
 
@@ -236,3 +245,105 @@ def receptive_fields(
         extent=extent,
         mass=mass,
     )
+
+
+# --------------------------------------------------------------------------- figures
+
+
+def plot_receptive_fields(fields: ReceptiveFields, axes: Sequence[Axes] | None = None, title: str = "") -> Figure:
+    """One panel per group: its measured field (``|gradient|`` of the centre pixel w.r.t. ``x_0``).
+
+    Each map is scaled to its own maximum (the shape, not the size of the gradient, is
+    the point); the dashed square holds :attr:`ReceptiveFields.mass` of the mass (the
+    average radius), the dotted one is the reach of the longest path (``i`` pixels for
+    group ``i`` with 3x3 convolutions).
+    """
+    import matplotlib.pyplot as plt
+    from matplotlib.patches import Rectangle
+
+    g = fields.groups
+    if axes is None:
+        fig, axes = plt.subplots(1, g, figsize=(1.55 * g + 0.4, 2.0), layout="constrained", squeeze=False)
+        axes = list(axes[0])
+        plt.close(fig)
+    else:
+        fig = axes[0].figure
+    h, w = fields.maps.shape[-2:]
+    for i, ax in enumerate(axes[:g]):
+        field = fields.maps[i]
+        peak = float(field.max())
+        ax.imshow((field / peak if peak > 0 else field).numpy(), cmap="magma", vmin=0, vmax=1)
+        radius, reach = float(fields.radius[i]), int(fields.extent[i])
+        for r, style in ((radius, "--"), (reach + 0.5, ":")):
+            if r == r and r >= 0:  # nan when the group's output was zero on every input
+                ax.add_patch(
+                    Rectangle((w // 2 - r, h // 2 - r), 2 * r, 2 * r, fill=False, ec="tab:cyan", ls=style, lw=1.2)
+                )
+        ax.set_title(f"$x_{{{i + 1}}}$: r={radius:.1f}", fontsize=9)
+        ax.set_xticks([])
+        ax.set_yticks([])
+    if title:
+        fig.suptitle(title, fontsize=10)
+    return fig
+
+
+def plot_path_lengths(counts: Tensor | Mapping[str, Tensor], ax: Axes | None = None) -> Figure:
+    """Share of a layer's paths (from ``x_0`` to any group) by the number of transforms on them.
+
+    ``counts`` is :func:`path_length_counts`'s matrix, or several of them by label (drawn
+    as side-by-side bars, e.g. dense and windowed).
+    """
+    import matplotlib.pyplot as plt
+
+    series = {"": counts} if isinstance(counts, Tensor) else dict(counts)
+    if ax is None:
+        fig, ax = plt.subplots(figsize=(5.0, 2.8), layout="constrained")
+        plt.close(fig)
+    else:
+        fig = ax.figure
+    width = 0.8 / len(series)
+    longest = max(c.shape[1] for c in series.values())
+    for j, (label, c) in enumerate(series.items()):
+        per_length = c.sum(0).double()
+        share = (per_length / per_length.sum()).tolist()
+        lengths = [n + (j - (len(series) - 1) / 2) * width for n in range(len(share))]
+        ax.bar(lengths[1:], share[1:], width=width, label=label or None)
+    ax.set_xticks(range(1, longest))
+    ax.set_xlabel("transforms on the path (path length)")
+    ax.set_ylabel("share of the layer's paths")
+    if len(series) > 1 or next(iter(series)):
+        ax.legend(fontsize=8)
+    return fig
+
+
+def plot_depths(fields: ReceptiveFields, counts: Tensor, title: str = "") -> Figure:
+    """Fields per group (top) above the path-length histogram and the per-group summary (bottom).
+
+    Bottom right: each group's measured radius (:attr:`ReceptiveFields.radius`) beside
+    its shortest, mean and longest path length, on the same axis (pixels = transforms,
+    as a 3x3 convolution widens the field by one pixel).
+    """
+    import matplotlib.pyplot as plt
+
+    g = fields.groups
+    # Fixed grids, not constrained layout: the widget redraws this figure on every move.
+    fig = plt.figure(figsize=(max(8.0, 1.3 * g + 1), 4.6))
+    plt.close(fig)
+    maps = fig.add_gridspec(1, g, left=0.02, right=0.98, top=0.88 if title else 0.93, bottom=0.6, wspace=0.08)
+    plots = fig.add_gridspec(1, 2, left=0.08, right=0.98, top=0.47, bottom=0.11, wspace=0.22)
+    plot_receptive_fields(fields, [fig.add_subplot(maps[0, i]) for i in range(g)])
+    left, right = fig.add_subplot(plots[0, 0]), fig.add_subplot(plots[0, 1])
+    plot_path_lengths(counts, ax=left)
+    summary = path_length_summary(counts)
+    groups = list(range(1, g + 1))
+    right.fill_between(groups, summary["shortest"], summary["longest"], color="tab:gray", alpha=0.25,
+                       label="path lengths (shortest..longest)")  # fmt: skip
+    right.plot(groups, summary["mean"], "o-", color="tab:gray", label="mean path length")
+    right.plot(groups, fields.radius.tolist(), "s-", color="tab:red", label=f"measured radius ({fields.mass:.0%} mass)")
+    right.set_xticks(groups)
+    right.set_xlabel("group i")
+    right.set_ylabel("pixels / transforms")
+    right.legend(fontsize=8, loc="upper left")
+    if title:
+        fig.suptitle(title, fontsize=10)
+    return fig
