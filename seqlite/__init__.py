@@ -5,6 +5,7 @@ from .blocks import DownsamplingBlock, ResidualBlock, init_weights
 from .checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from .complexity import count_flops, count_flops_by_module, count_params
 from .data import DatasetNotFoundError, build_datasets
+from .depths import ReceptiveFields, path_length_counts, path_length_summary, receptive_fields
 from .layers import (
     GroupTransform,
     HadamardSeqConv2d,
@@ -40,6 +41,7 @@ __all__ = [
     "DownsamplingBlock",
     "GroupTransform",
     "HadamardSeqConv2d",
+    "ReceptiveFields",
     "ResidualBlock",
     "SeqConv2d",
     "SeqConvOutput",
@@ -53,6 +55,9 @@ __all__ = [
     "init_weights",
     "is_model",
     "list_models",
+    "path_length_counts",
+    "path_length_summary",
+    "receptive_fields",
     "register_model",
     "seqconv_as_written",
     "seqconv_param_count",

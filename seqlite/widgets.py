@@ -27,7 +27,7 @@ from torch import nn
 from . import viz
 from .layers import group_views, seqconv_param_count
 
-__all__ = ["BottleneckPanel", "LayerPicker", "Panel", "SeqConvPanel", "WindowPanel", "layer_picker"]
+__all__ = ["BottleneckPanel", "DepthsPanel", "LayerPicker", "Panel", "SeqConvPanel", "WindowPanel", "layer_picker"]
 
 
 class Panel:
@@ -302,3 +302,105 @@ class LayerPicker(Panel):
 def layer_picker(model: nn.Module, normalize: str = "max") -> LayerPicker:
     """A :class:`LayerPicker` over every SeqConv2d layer of ``model`` (notebook 08)."""
     return LayerPicker(model, normalize)
+
+
+class DepthsPanel(Panel):
+    """Notebook 03b: one layer, many depths, measured on a layer built and run at every move.
+
+    For the chosen ``g``, ``k`` and window the panel builds a ``SeqConv2d(in, g k, k)``
+    with the paper's initialisation (fixed seed), measures each group's effective
+    receptive field on a few random inputs (:func:`seqlite.depths.receptive_fields`) and
+    counts the paths from ``x_0`` by length (:func:`seqlite.depths.path_length_counts`).
+    The figure (:func:`seqlite.depths.plot_depths`) shows the fields per group, the
+    path-length histogram and the radius of each group's field beside its path lengths;
+    the table gives the numbers. The layer is small (at most 8 groups of 8 channels on a
+    19x19 input) so a redraw takes a fraction of a second.
+    """
+
+    css_name = "depths-panel"
+
+    def __init__(
+        self,
+        in_channels: int = 8,
+        g: int = 6,
+        k: int = 4,
+        window: int | None = 8,
+        max_groups: int = 8,
+        max_k: int = 8,
+        samples: int = 4,
+        seed: int = 0,
+    ):
+        self.in_channels = in_channels
+        self.samples = samples
+        self.seed = seed
+        self.g = _slider("groups g", g, 1, max_groups)
+        self.k = _slider("channels per group k", k, 1, max_k)
+        # 0 stands for "dense": a Dropdown whose value is None would have nothing selected.
+        windows = sorted({max(1, in_channels // 2), in_channels, 2 * in_channels})
+        options = [("dense", 0), *((f"w={w}", w) for w in windows)]
+        if window is not None and window not in windows:
+            raise ValueError(f"window must be None (dense) or one of {windows}, got {window!r}")
+        self.window = widgets.Dropdown(options=options, value=window or 0, description="window")
+        self.window.style = {"description_width": "initial"}
+        self._measured: tuple[tuple, Any] | None = None
+        super().__init__({"g": self.g, "k": self.k, "window": self.window})
+
+    def layer(self) -> Any:
+        """The layer the panel measures: built afresh for the controls' values (fixed seed)."""
+        import torch
+
+        from .blocks import init_weights
+        from .layers import SeqConv2d
+
+        g, k, window = self.g.value, self.k.value, self.window.value or None
+        with torch.random.fork_rng(devices=[]):  # the notebook's random stream is not consumed
+            torch.manual_seed(self.seed)
+            layer = SeqConv2d(self.in_channels, g * k, k, window=window)
+            init_weights(layer)  # the paper's initialisation (4.2)
+        return layer
+
+    def measure(self) -> tuple[Any, Any]:
+        """``(receptive_fields, path_length_counts)`` of :meth:`layer`, computed once per setting."""
+        from .depths import path_length_counts, receptive_fields
+
+        key = tuple(self.values.values())
+        if self._measured is None or self._measured[0] != key:
+            layer = self.layer()
+            fields = receptive_fields(layer, samples=self.samples, seed=self.seed)
+            counts = path_length_counts(layer.in_channels, layer.out_channels, layer.k, layer.window)
+            self._measured = (key, (fields, counts))
+        return self._measured[1]
+
+    def _setting(self) -> str:
+        g, k, window = self.g.value, self.k.value, self.window.value
+        return f"in={self.in_channels}, out={g * k}, k={k}, g={g}, " + (f"w={window}" if window else "dense")
+
+    def describe(self) -> str:
+        from .depths import path_length_summary
+
+        fields, counts = self.measure()
+        summary = path_length_summary(counts)
+        rows = [
+            [
+                f"x{i + 1}",
+                f"{summary['shortest'][i]:.0f} / {summary['mean'][i]:.2f} / {summary['longest'][i]:.0f}",
+                f"{summary['paths'][i]:,.0f}",
+                f"{float(fields.radius[i]):.2f}",
+                f"{float(fields.nonzero[i]):.0f}",
+            ]
+            for i in range(fields.groups)
+        ]
+        table = _table(
+            ["group", "path length min / mean / max", "paths", f"radius ({fields.mass:.0%} mass)", "pixels reached"],
+            rows,
+        )
+        return (
+            f"<b>SeqConv2d {html.escape(self._setting())}</b>, measured on {self.samples} random inputs "
+            f"(radius in pixels from the centre)" + table
+        )
+
+    def draw(self) -> Any:
+        from .depths import plot_depths
+
+        fields, counts = self.measure()
+        return plot_depths(fields, counts, title=self._setting())

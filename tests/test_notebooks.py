@@ -17,9 +17,9 @@ import pytest
 from seqlite.course import COLAB_ROOT
 
 NOTEBOOKS_DIR = Path(__file__).resolve().parents[1] / "notebooks"
-NOTEBOOKS = sorted(NOTEBOOKS_DIR.glob("[0-9][0-9]_*.ipynb"))
-# The course of issue 4: ten notebooks, 00 to 09.
-COURSE_NUMBERS = [f"{n:02d}" for n in range(10)]
+NOTEBOOKS = sorted(NOTEBOOKS_DIR.glob("[0-9][0-9]*_*.ipynb"))
+# The course: 00 to 09, with 03b (one layer, many depths) placed after the windowing notebook.
+COURSE_NUMBERS = ["00", "01", "02", "03", "03b", *(f"{n:02d}" for n in range(4, 10))]
 
 
 def load(path: Path) -> dict:
@@ -38,11 +38,11 @@ def markdown(nb: dict) -> str:
     return "\n".join(source(c) for c in nb["cells"] if c["cell_type"] == "markdown")
 
 
-def test_the_course_has_all_ten_notebooks_named_nn_name() -> None:
-    numbers = [p.name[:2] for p in NOTEBOOKS]
+def test_the_course_has_all_its_notebooks_named_nn_name() -> None:
+    numbers = [p.name.split("_")[0] for p in NOTEBOOKS]
     assert numbers == COURSE_NUMBERS, f"expected notebooks {COURSE_NUMBERS}, found {[p.name for p in NOTEBOOKS]}"
     for path in NOTEBOOKS:
-        assert re.fullmatch(r"\d\d_[a-z0-9_]+\.ipynb", path.name), path.name
+        assert re.fullmatch(r"\d\d[a-z]?_[a-z0-9_]+\.ipynb", path.name), path.name
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)

@@ -1,4 +1,4 @@
-"""The course's widgets as a student meets them: notebooks 02, 03 and 08 run in JupyterLab in Chromium.
+"""The course's widgets as a student meets them: notebooks 02, 03, 03b and 08 run in JupyterLab in Chromium.
 
 Each test opens the notebook, clears its stored outputs, runs all cells from the Run menu, checks that no
 cell shows an error, then moves the panel's controls through the page (keyboard on a focused slider
@@ -157,6 +157,18 @@ def test_03_window_widget_redraws_mask_and_growth(open_notebook: Any, artifacts:
     panel.step_slider("channels per group k", mention="k={}")
     panel.step_slider("window w (channels)", mention="w={}")
     notebook.screenshot(artifacts / "03-window-panel.png", around=panel.root)
+    assert not notebook.visible_errors()
+
+
+def test_03b_depths_widget_reruns_the_layer_and_redraws_the_fields(open_notebook: Any, artifacts: Path) -> None:
+    # Each move builds and runs a new layer: the table of measured radii and the field maps must follow.
+    notebook = open_notebook(course_notebook("03b"))
+    run_without_errors(notebook)
+    panel = PanelInPage.find(notebook, "depths-panel")
+    panel.step_slider("groups g", mention="g={}")
+    panel.step_slider("channels per group k", mention="k={}")
+    panel.choose("window")
+    notebook.screenshot(artifacts / "03b-depths-panel.png", around=panel.root)
     assert not notebook.visible_errors()
 
 
