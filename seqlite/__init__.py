@@ -1,6 +1,6 @@
 """seqlite: Sequentially Aggregated Convolutional Networks (Huang et al., 2019) in PyTorch."""
 
-from . import viz  # plotting helpers; matplotlib is imported on first use
+from . import paper, viz  # viz: plotting helpers; matplotlib is imported on first use
 from .blocks import DownsamplingBlock, ResidualBlock, init_weights
 from .checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from .complexity import count_flops, count_flops_by_module, count_params
@@ -26,6 +26,7 @@ from .seqresnet import (
     seqresnext24,
 )
 from .train import TrainConfig, evaluate_checkpoint
+from .twin import PlainConv2d, plain_twin
 
 __version__ = "0.1.0"
 
@@ -40,6 +41,7 @@ __all__ = [
     "DownsamplingBlock",
     "GroupTransform",
     "HadamardSeqConv2d",
+    "PlainConv2d",
     "ResidualBlock",
     "SeqConv2d",
     "SeqConvOutput",
@@ -52,6 +54,8 @@ __all__ = [
     "group_views",
     "init_weights",
     "list_models",
+    "paper",
+    "plain_twin",
     "register_model",
     "seqconv_as_written",
     "seqconv_param_count",
