@@ -356,6 +356,7 @@ def compare_run(
     *,
     model_args: Mapping[str, Any] | None = None,
     row: PaperResult | None = None,
+    run_dataset: str | None = None,
 ) -> RunComparison:
     """Put a run's final and best test error beside the paper's row for its model and dataset.
 
@@ -365,6 +366,7 @@ def compare_run(
     (``cifar10``, ``cifar100``, ``imagenet``): give it to set a run on another dataset (e.g.
     the digits of quick mode) beside that column anyway; the comparison then says the two
     are not comparable. ``row`` picks the paper's row directly instead of :func:`lookup`.
+    ``run_dataset`` says what the run trained on when no ``config.json`` says it.
 
     The *final* error is the last epoch's, as the paper reports for CIFAR (4.1); the *best*
     is chosen on the test set itself, so it flatters the run.
@@ -377,7 +379,7 @@ def compare_run(
     config_path = metrics_path.with_name("config.json")
     if config_path.is_file():
         config = json.loads(config_path.read_text(encoding="utf-8"))
-    run_dataset = config.get("dataset")
+    run_dataset = run_dataset if run_dataset is not None else config.get("dataset")
     model = model if model is not None else config.get("model")
     model_args = model_args if model_args is not None else config.get("model_args") or {}
     dataset = dataset if dataset is not None else run_dataset

@@ -209,6 +209,8 @@ def test_compare_run_on_another_dataset_says_not_comparable(tmp_path: Path) -> N
     result = compare_run(run, dataset="cifar10", row=lookup("seqresnet_k8_r4_n1"))
     assert not result.same_task
     assert "not comparable" in result.to_markdown()
+    bare = compare_run(write_run(tmp_path / "digits2", [4.0]), "seqresnet_k8_r4_n1", "cifar10", run_dataset="digits")
+    assert not bare.same_task and "trained on digits" in bare.to_markdown()
     with pytest.raises(ValueError, match="model must be given"):
         compare_run(write_run(tmp_path / "bare", [3.0]), dataset="cifar10")
     with pytest.raises(ValueError, match="metrics.csv"):
