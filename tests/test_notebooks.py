@@ -18,8 +18,8 @@ from seqlite.course import COLAB_ROOT
 
 NOTEBOOKS_DIR = Path(__file__).resolve().parents[1] / "notebooks"
 NOTEBOOKS = sorted(NOTEBOOKS_DIR.glob("[0-9][0-9]_*.ipynb"))
-# The course of issue 4: ten notebooks, 00 to 09.
-COURSE_NUMBERS = [f"{n:02d}" for n in range(10)]
+# The course: 00 to 09, and the capstone 10.
+COURSE_NUMBERS = [f"{n:02d}" for n in range(11)]
 
 
 def load(path: Path) -> dict:
