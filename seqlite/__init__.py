@@ -1,6 +1,6 @@
 """seqlite: Sequentially Aggregated Convolutional Networks (Huang et al., 2019) in PyTorch."""
 
-from . import viz  # plotting helpers; matplotlib is imported on first use
+from . import paper, viz  # viz: plotting helpers; matplotlib is imported on first use
 from .blocks import DownsamplingBlock, ResidualBlock, init_weights
 from .checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from .complexity import count_flops, count_flops_by_module, count_params
@@ -27,6 +27,7 @@ from .seqresnet import (
     seqresnext24,
 )
 from .train import TrainConfig, evaluate_checkpoint
+from .twin import PlainConv2d, plain_twin
 
 __version__ = "0.1.0"
 
@@ -41,6 +42,7 @@ __all__ = [
     "DownsamplingBlock",
     "GroupTransform",
     "HadamardSeqConv2d",
+    "PlainConv2d",
     "ReceptiveFields",
     "ResidualBlock",
     "SeqConv2d",
@@ -55,8 +57,10 @@ __all__ = [
     "init_weights",
     "is_model",
     "list_models",
+    "paper",
     "path_length_counts",
     "path_length_summary",
+    "plain_twin",
     "receptive_fields",
     "register_model",
     "seqconv_as_written",

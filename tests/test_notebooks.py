@@ -18,8 +18,8 @@ from seqlite.course import COLAB_ROOT
 
 NOTEBOOKS_DIR = Path(__file__).resolve().parents[1] / "notebooks"
 NOTEBOOKS = sorted(NOTEBOOKS_DIR.glob("[0-9][0-9]*_*.ipynb"))
-# The course: 00 to 09, with 03b (one layer, many depths) placed after the windowing notebook.
-COURSE_NUMBERS = ["00", "01", "02", "03", "03b", *(f"{n:02d}" for n in range(4, 10))]
+# The course: 00 to 09 with 03b (one layer, many depths) after the windowing notebook, and the capstone 10.
+COURSE_NUMBERS = ["00", "01", "02", "03", "03b", *(f"{n:02d}" for n in range(4, 11))]
 
 
 def load(path: Path) -> dict:
