@@ -40,6 +40,7 @@ __all__ = [
     "plot_exploded_view",
     "plot_param_growth",
     "plot_residual_block",
+    "plot_runs",
     "plot_training_curves",
     "plot_weight_heatmap",
     "plot_window_mask",
@@ -641,4 +642,43 @@ def plot_training_curves(
         axis.legend(fontsize=8)
     if title:
         fig.suptitle(title, fontsize=10)
+    return fig
+
+
+def plot_runs(
+    runs: Mapping[str, str | os.PathLike | Iterable[Mapping[str, Any]]],
+    column: str = "test_error",
+    *,
+    reference: tuple[str, float] | None = None,
+    ax: Axes | None = None,
+    title: str | None = None,
+) -> Figure:
+    """One column of several training runs on one axis, to compare models.
+
+    ``runs`` maps a label to a ``metrics.csv`` path or its rows (as :func:`read_metrics`
+    reads them); ``column`` is any metrics column, e.g. ``test_error`` (percent).
+    ``reference=("paper, Table 3", 4.78)`` draws a horizontal dashed line with that label
+    (a published final value to read the curves against). Epochs are whole numbers,
+    so the epoch axis has integer ticks only.
+    """
+    from matplotlib.ticker import MaxNLocator
+
+    if not runs:
+        raise ValueError("runs must map at least one label to a metrics.csv path or its rows")
+    fig, ax = _new_axes(ax, (5.5, 3.4))
+    for label, metrics in runs.items():
+        rows = read_metrics(metrics)
+        if column not in rows[0]:
+            raise ValueError(f"column must be one of the metrics columns {sorted(rows[0])}, got {column!r}")
+        ax.plot([r["epoch"] for r in rows], [r[column] for r in rows], marker=".", label=label)
+    if reference is not None:
+        ref_label, value = reference
+        ax.axhline(value, color="0.3", ls="--", lw=1, label=ref_label)
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.set_xlabel("epoch")
+    ax.set_ylabel(column.replace("_", " ") + (" (%)" if column.endswith("error") else ""))
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    if title:
+        ax.set_title(title, fontsize=10)
     return fig

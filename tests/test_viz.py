@@ -300,3 +300,21 @@ def test_figure_to_png_is_deterministic_and_closes():
     fig = plt.figure()
     viz.figure_to_png(fig)
     assert not plt.get_fignums()
+
+
+def test_plot_runs_puts_every_run_and_the_reference_on_one_axis():
+    a = [{"epoch": e, "test_error": 10.0 / e, "train_loss": 1.0} for e in (1, 2, 3)]
+    b = [{"epoch": e, "test_error": 12.0 / e, "train_loss": 1.0} for e in (1, 2, 3)]
+    fig = viz.plot_runs({"plain": a, "SeqConv": b}, reference=("paper", 4.78))
+    ax = fig.axes[0]
+    lines = {line.get_label(): line for line in ax.get_lines()}
+    assert set(lines) == {"plain", "SeqConv", "paper"}
+    np.testing.assert_allclose(lines["SeqConv"].get_ydata(), [12.0, 6.0, 4.0])
+    assert set(lines["paper"].get_ydata()) == {4.78}
+    fig.canvas.draw()
+    ticks = [t for t in ax.get_xticks() if ax.get_xlim()[0] <= t <= ax.get_xlim()[1]]
+    assert all(float(t).is_integer() for t in ticks), ticks
+    with pytest.raises(ValueError, match="column"):
+        viz.plot_runs({"plain": a}, column="top1")
+    with pytest.raises(ValueError, match="runs"):
+        viz.plot_runs({})
