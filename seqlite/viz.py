@@ -39,6 +39,8 @@ __all__ = [
     "plot_cost_comparison",
     "plot_exploded_view",
     "plot_param_growth",
+    "plot_residual_block",
+    "plot_runs",
     "plot_training_curves",
     "plot_weight_heatmap",
     "plot_window_mask",
@@ -165,75 +167,178 @@ def group_connectivity(in_channels: int, out_channels: int, k: int, window: int 
     return conn
 
 
-def plot_exploded_view(layer_or_config: SeqConv2d | Mapping[str, Any], ax: Axes | None = None) -> Figure:
+def plot_exploded_view(
+    layer_or_config: SeqConv2d | Mapping[str, Any], ax: Axes | None = None, *, split_input: bool | None = None
+) -> Figure:
     """An exploded view of one SeqConv layer (Fig. 1 middle/right, Fig. 2 right).
 
     Drawn from the configuration only (a :class:`~seqlite.layers.SeqConv2d` or a mapping
     ``in_channels, out_channels, k[, window, bottleneck, subgroups]``): a box for the
-    input ``x_0`` and one per group ``F_i -> x_i``; an arrow from ``x_j`` to ``F_i`` for
-    every feature group ``F_i`` reads (:func:`group_connectivity`); under each group the
+    input ``x_0`` and one per group ``F_i -> x_i``; an arrow from each feature group to
+    every ``F_i`` that reads it; under each group how many channels it sees and the
     depth of its features (the number of transforms on the longest path from ``x_0``,
     which is ``i``); a bracket for the output ``[x_1, ..., x_g]``.
+
+    ``split_input`` (default: for windowed layers) cuts ``x_0`` into the ``k``-channel
+    groups the previous layer made (``[x_{1-g'}, ..., x_0]``, paper 3.1; see
+    :func:`source_groups`), so a group whose window covers half of the input is drawn
+    reading half of it. A dashed arrow marks a source group read only in part.
+    Arrow ids (``gid``) are ``edge{j}->{i}``: ``j`` the source (``0`` the whole input,
+    or with a split input ``x_j``, ``j <= 0`` for the parts of ``x_0``), ``i`` the group.
     """
     from matplotlib.patches import FancyArrowPatch, FancyBboxPatch
 
     cfg = _layer_config(layer_or_config)
     in_channels, out_channels, k, window = (cfg[n] for n in ("in_channels", "out_channels", "k", "window"))
     g = out_channels // k
-    conn = group_connectivity(in_channels, out_channels, k, window)
     views = group_views(in_channels, out_channels, k, window)
+    split = (window is not None) if split_input is None else split_input
+    # Sources: (index j, label, first channel, stop) in the dense input [x_0, x_1, ..., x_{g-1}].
+    if split:
+        parts = source_groups(in_channels, out_channels, k)
+        n0 = len(parts) - (g - 1)
+        sources = [(j - n0 + 1, label, lo, hi) for j, (label, lo, hi) in enumerate(parts)]
+    else:
+        sources = [(0, "x_{0}", 0, in_channels)]
+        sources += [(j, f"x_{{{j}}}", in_channels + (j - 1) * k, in_channels + j * k) for j in range(1, g)]
+    first = sources[0][0]  # position of the leftmost box (x positions are the source indices)
+    edges = []  # (source j, target i, partial)
+    for i, (start, stop) in enumerate(views, start=1):
+        for j, _, lo, hi in sources:
+            if j < i and max(lo, start) < min(hi, stop):
+                edges.append((j, i, not (start <= lo and hi <= stop)))
     box_w, box_h = 0.62, 0.55
     # Arcs of curvature `rad` peak at about rad/2 x their span above the boxes (equal aspect).
     rad = 0.3
-    spans = [i + 1 - j for i in range(g) for j in range(i + 1) if conn[i, j]]
-    top = box_h / 2 + rad / 2 * max(spans) + 0.1
-    scale = min(1.3, 13.0 / (g + 1.2))
-    fig, ax = _new_axes(ax, (scale * (g + 1.2), scale * (top + 1.3) + 0.4))
+    top = box_h / 2 + rad / 2 * max(i - j for j, i, _ in edges) + 0.1
+    n_boxes = g - first + 1
+    scale = min(1.3, 13.0 / (n_boxes + 0.2))
+    fig, ax = _new_axes(ax, (scale * (n_boxes + 0.2), scale * (top + 1.3) + 0.4))
     transform = "Conv1x1-BN-ReLU-Conv3x3-BN-ReLU" if cfg["bottleneck"] else "Conv3x3-BN-ReLU"
-    for pos in range(g + 1):
-        is_input = pos == 0
+    for j, label, lo, hi in sources:
+        if j > 0:
+            continue  # x_1 .. x_{g-1} are drawn as the groups' outputs below
         ax.add_patch(
             FancyBboxPatch(
-                (pos - box_w / 2, -box_h / 2),
-                box_w,
-                box_h,
-                boxstyle="round,pad=0.02",
-                facecolor="0.9" if is_input else "#fde0c5",
-                edgecolor="0.3",
-                gid="input" if is_input else f"group{pos}",
+                (j - box_w / 2, -box_h / 2), box_w, box_h, boxstyle="round,pad=0.02",
+                facecolor="0.9", edgecolor="0.3", gid="input" if not split else f"input{j}",
             )
         )
-        label = f"$x_0$\n{in_channels} ch" if is_input else f"$F_{{{pos}}}$\n$x_{{{pos}}}$: {k} ch"
-        ax.text(pos, 0, label, ha="center", va="center", fontsize=8)
-        if not is_input:
-            start, stop = views[pos - 1]
-            ax.text(pos, -0.42, f"sees {stop - start}\ndepth {pos}", ha="center", va="top", fontsize=7)
-    for i in range(g):
-        for j in range(i + 1):
-            if conn[i, j]:
-                target, source = i + 1, j
-                adjacent = target - source == 1
-                ax.add_patch(
-                    FancyArrowPatch(
-                        (source + box_w / 2 * adjacent, box_h / 2 * (not adjacent)),
-                        (target - box_w / 2 * adjacent, box_h / 2 * (not adjacent)),
-                        connectionstyle=f"arc3,rad={0.0 if adjacent else -rad}",
-                        arrowstyle="-|>",
-                        mutation_scale=8,
-                        lw=0.8,
-                        color=_WINDOW_COLOR if window is not None else _DENSE_COLOR,
-                        alpha=0.8,
-                        gid=f"edge{source}->{target}",
-                    )
-                )
+        ax.text(j, 0, f"${label}$\n{hi - lo} ch", ha="center", va="center", fontsize=8)
+    if split and first < 0:
+        # Bracket over the parts: together they are the layer input x_0 of Eq. 1.
+        ax.plot([first - box_w / 2, first - box_w / 2, box_w / 2, box_w / 2], [-0.8, -0.88, -0.88, -0.8], color="0.4",
+                lw=1)
+        ax.text(first / 2, -0.95, f"layer input: {in_channels} ch", ha="center", va="top", fontsize=7, color="0.3")
+    for pos in range(1, g + 1):
+        ax.add_patch(
+            FancyBboxPatch(
+                (pos - box_w / 2, -box_h / 2), box_w, box_h, boxstyle="round,pad=0.02",
+                facecolor="#fde0c5", edgecolor="0.3", gid=f"group{pos}",
+            )
+        )
+        ax.text(pos, 0, f"$F_{{{pos}}}$\n$x_{{{pos}}}$: {k} ch", ha="center", va="center", fontsize=8)
+        start, stop = views[pos - 1]
+        ax.text(pos, -0.42, f"sees {stop - start}\ndepth {pos}", ha="center", va="top", fontsize=7)
+    for source, target, partial in edges:
+        adjacent = target - source == 1
+        ax.add_patch(
+            FancyArrowPatch(
+                (source + box_w / 2 * adjacent, box_h / 2 * (not adjacent)),
+                (target - box_w / 2 * adjacent, box_h / 2 * (not adjacent)),
+                connectionstyle=f"arc3,rad={0.0 if adjacent else -rad}",
+                arrowstyle="-|>",
+                mutation_scale=8,
+                lw=0.8,
+                ls="--" if partial else "-",
+                color=_WINDOW_COLOR if window is not None else _DENSE_COLOR,
+                alpha=0.8,
+                gid=f"edge{source}->{target}",
+            )
+        )
     # Output bracket under x_1 .. x_g.
     ax.plot([1 - box_w / 2, 1 - box_w / 2, g + box_w / 2, g + box_w / 2], [-0.8, -0.88, -0.88, -0.8], color="k", lw=1)
     ax.text((1 + g) / 2, -0.95, f"output $[x_1, \\dots, x_{{{g}}}]$: {out_channels} channels", ha="center",
             va="top", fontsize=8)
-    kind = "dense SeqConv (Eq. 1)" if window is None else f"windowed SeqConv, window {window} (Eq. 2)"
-    ax.set_title(f"{kind}: in={in_channels}, out={out_channels}, k={k}, g={g}; $F_i$ = {transform}", fontsize=9)
-    ax.set_xlim(-0.6, g + 0.6)
+    if window is None:
+        kind = "dense SeqConv (Eq. 1)"
+    else:
+        in_groups = f" = {window // k} groups" if window % k == 0 else ""
+        kind = f"windowed SeqConv, window w = {window} ch{in_groups} (Eq. 2)"
+    ax.set_title(f"{kind}\nin={in_channels}, out={out_channels}, k={k}, g={g}; $F_i$ = {transform}", fontsize=9)
+    ax.set_xlim(first - 0.6, g + 0.6)
     ax.set_ylim(-1.25, top)
+    ax.set_aspect("equal")
+    ax.axis("off")
+    return fig
+
+
+def plot_residual_block(channels: int = 24, k: int = 8, ax: Axes | None = None) -> Figure:
+    """Fig. 2 at block level: two WSeqConv layers ``C -> C`` and the shortcut inside the second.
+
+    One box per feature group, left to right in the order they are computed: the block
+    input ``a`` (the activated features, cut into its ``k``-channel groups), the groups
+    ``A_1 .. A_g`` of layer A, then ``B_1 .. B_g`` of layer B. Every group reads the
+    ``g`` groups before it (window ``C``, Eq. 2): ``B_1`` reads all of layer A's output,
+    ``B_2`` the last ``g - 1`` of it and ``B_1``, and so on. Under layer B, the residual
+    stream ``s`` (raw, pre-BN) is cut into ``s_1 .. s_g``; ``s_i`` is added to ``B_i``'s
+    convolution output **before** its BN-ReLU (pre-activation identity mapping), so
+    later groups of B see the updated stream. Arrow ids: ``edge{j}->{i}`` between box
+    positions (``j <= 0`` the parts of ``a``), ``shortcut{i}`` into ``B_i``.
+    """
+    from matplotlib.patches import FancyArrowPatch, FancyBboxPatch
+
+    check_seqconv_config(channels, channels, k, channels)
+    g = channels // k
+    box_w, box_h, rad = 0.66, 0.7, 0.3
+    top = box_h / 2 + rad / 2 * g + 0.15
+    n_boxes = 3 * g
+    scale = min(1.2, 14.0 / (n_boxes + 1))
+    fig, ax = _new_axes(ax, (scale * (n_boxes + 1), scale * (top + 2.6) + 0.5))
+
+    def box(x: float, y: float, label: str, color: str, gid: str, h: float = box_h) -> None:
+        ax.add_patch(FancyBboxPatch((x - box_w / 2, y - h / 2), box_w, h, boxstyle="round,pad=0.02",
+                                    facecolor=color, edgecolor="0.3", gid=gid))
+        ax.text(x, y, label, ha="center", va="center", fontsize=8)
+
+    parts = source_groups(channels, channels, k)[:g]  # the k-channel groups of the block input a
+    for j, (label, _, _) in zip(range(1 - g, 1), parts):
+        box(j, 0, f"$a$: ${label}$", "0.9", f"input{j}")
+    for i in range(1, g + 1):
+        box(i, 0, f"$A_{{{i}}}$\nConv-BN-\nReLU", "#c6dbef", f"A{i}")
+        box(g + i, 0, f"$B_{{{i}}}$\nConv $+\\,s_{{{i}}}$\nBN-ReLU", "#fde0c5", f"B{i}")
+        # The residual stream's slice s_i, added before B_i's BN.
+        box(g + i, -1.45, f"$s_{{{i}}}$\n{k} ch", "#e5f5e0", f"s{i}", h=0.5)
+        ax.add_patch(FancyArrowPatch((g + i, -1.2), (g + i, -box_h / 2), arrowstyle="-|>", mutation_scale=9,
+                                     lw=1.2, color="tab:green", gid=f"shortcut{i}"))
+    for target in range(1, 2 * g + 1):
+        for source in range(target - g, target):
+            adjacent = target - source == 1
+            ax.add_patch(
+                FancyArrowPatch(
+                    (source + box_w / 2 * adjacent, box_h / 2 * (not adjacent)),
+                    (target - box_w / 2 * adjacent, box_h / 2 * (not adjacent)),
+                    connectionstyle=f"arc3,rad={0.0 if adjacent else -rad}",
+                    arrowstyle="-|>", mutation_scale=7, lw=0.7, alpha=0.7,
+                    color=_WINDOW_COLOR if target <= g else "tab:orange", gid=f"edge{source}->{target}",
+                )
+            )
+
+    def bracket(x0: float, x1: float, y: float, text: str) -> None:
+        ax.plot([x0 - box_w / 2, x0 - box_w / 2, x1 + box_w / 2, x1 + box_w / 2], [y + 0.08, y, y, y + 0.08],
+                color="0.3", lw=1)
+        ax.text((x0 + x1) / 2, y - 0.07, text, ha="center", va="top", fontsize=8)
+
+    bracket(1 - g, 0, -0.55, f"block input $a$ (activated), {channels} ch")
+    bracket(1, g, -0.55, f"layer A: WSeqConv {channels}->{channels}")
+    bracket(g + 1, 2 * g, -1.85, f"residual stream $s$ (raw, pre-BN), {channels} ch")
+    ax.text(2 * g + box_w / 2 + 0.1, 0, "out: raw $[B_i]$ = new $s$,\nactivated $[B_i]$",
+            ha="left", va="center", fontsize=8)
+    ax.set_title(f"Residual block (Fig. 2): two WSeqConv {channels}->{channels}, k={k}, g={g}\n"
+                 f"every group reads the {g} groups before it (blue: into layer A, orange: into layer B); "
+                 "$s_i$ joins $B_i$ before its BN", fontsize=9)
+    ax.set_xlim(1 - g - 0.6, 2 * g + 2.2)
+    ax.set_ylim(-2.3, top)
     ax.set_aspect("equal")
     ax.axis("off")
     return fig
@@ -304,7 +409,10 @@ def plot_param_growth(
             ax.plot([mark_out_channels], marked[name], "o", color=color, ms=5)
     ax.set_xlabel(f"output channels (in = {in_channels}, k = {k})")
     ax.set_ylabel("parameters")
-    ax.ticklabel_format(axis="y", style="sci", scilimits=(0, 3))
+    # Plain numbers with thousands separators: a "1e5" offset above the axis is easy to miss.
+    from matplotlib.ticker import StrMethodFormatter
+
+    ax.yaxis.set_major_formatter(StrMethodFormatter("{x:,.0f}"))
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     ax.set_title("Parameter growth: quadratic (dense) vs linear", fontsize=10)
@@ -402,7 +510,7 @@ def weight_usage(layer: SeqConv2d) -> Tensor:
     if not isinstance(layer, SeqConv2d):
         raise ValueError(f"layer must be a seqlite SeqConv2d, got {type(layer).__name__}")
     sources = source_groups(layer.in_channels, layer.out_channels, layer.k)
-    usage = torch.full((layer.groups, len(sources)), float("nan"))
+    usage = torch.full((layer.out_channels // layer.k, len(sources)), float("nan"))
     with torch.no_grad():
         for i, (transform, (start, stop)) in enumerate(zip(layer.transforms, layer.views)):
             weight = transform.first_conv.weight.detach().float().cpu()
@@ -438,20 +546,22 @@ def plot_weight_heatmap(
     normed = usage / scale.clamp_min(torch.finfo(usage.dtype).tiny)
     sources = source_groups(layer.in_channels, layer.out_channels, layer.k)
     g, s = normed.shape
-    fig, ax = _new_axes(ax, (min(12.0, 2.5 + 0.3 * s), min(10.0, 1.8 + 0.3 * g)))
+    fig, ax = _new_axes(ax, (min(12.0, 3.0 + 0.35 * s), min(10.0, 2.2 + 0.35 * g)))
     import matplotlib
 
     cmap = matplotlib.colormaps["coolwarm"].with_extremes(bad="white")
     image = ax.imshow(normed.numpy(), cmap=cmap, vmin=0.0, vmax=1.0, interpolation="nearest", aspect="auto")
-    step = max(1, s // 16)
-    ax.set_xticks(range(0, s, step), [f"${sources[j][0]}$" for j in range(0, s, step)], fontsize=7, rotation=90)
-    ystep = max(1, g // 16)
-    ax.set_yticks(range(0, g, ystep), [f"$F_{{{i + 1}}}$" for i in range(0, g, ystep)], fontsize=7)
-    ax.set_xlabel("source feature group")
-    ax.set_ylabel("target group")
-    fig.colorbar(image, ax=ax, label=f"mean |w| / {'layer' if normalize == 'max' else 'row'} max", shrink=0.8)
+    # Label every group up to 24 (Fig. 5's layers have at most 23 sources at r=4); thin out beyond.
+    step = max(1, math.ceil(s / 24))
+    ax.set_xticks(range(0, s, step), [f"${sources[j][0]}$" for j in range(0, s, step)], fontsize=9, rotation=90)
+    ystep = max(1, math.ceil(g / 24))
+    ax.set_yticks(range(0, g, ystep), [f"$F_{{{i + 1}}}$" for i in range(0, g, ystep)], fontsize=9)
+    ax.set_xlabel("source feature group", fontsize=9)
+    ax.set_ylabel("target group", fontsize=9)
+    bar = fig.colorbar(image, ax=ax, shrink=0.8)
+    bar.set_label(f"mean |w| / {'layer' if normalize == 'max' else 'row'} max", fontsize=9)
     kind = "dense" if layer.window is None else f"window {layer.window}"
-    ax.set_title(title or f"Weight usage (Fig. 5): in={layer.in_channels}, k={layer.k}, {kind}", fontsize=9)
+    ax.set_title(title or f"Weight usage (Fig. 5): in={layer.in_channels}, k={layer.k}, {kind}", fontsize=10)
     return fig
 
 
@@ -532,4 +642,43 @@ def plot_training_curves(
         axis.legend(fontsize=8)
     if title:
         fig.suptitle(title, fontsize=10)
+    return fig
+
+
+def plot_runs(
+    runs: Mapping[str, str | os.PathLike | Iterable[Mapping[str, Any]]],
+    column: str = "test_error",
+    *,
+    reference: tuple[str, float] | None = None,
+    ax: Axes | None = None,
+    title: str | None = None,
+) -> Figure:
+    """One column of several training runs on one axis, to compare models.
+
+    ``runs`` maps a label to a ``metrics.csv`` path or its rows (as :func:`read_metrics`
+    reads them); ``column`` is any metrics column, e.g. ``test_error`` (percent).
+    ``reference=("paper, Table 3", 4.78)`` draws a horizontal dashed line with that label
+    (a published final value to read the curves against). Epochs are whole numbers,
+    so the epoch axis has integer ticks only.
+    """
+    from matplotlib.ticker import MaxNLocator
+
+    if not runs:
+        raise ValueError("runs must map at least one label to a metrics.csv path or its rows")
+    fig, ax = _new_axes(ax, (5.5, 3.4))
+    for label, metrics in runs.items():
+        rows = read_metrics(metrics)
+        if column not in rows[0]:
+            raise ValueError(f"column must be one of the metrics columns {sorted(rows[0])}, got {column!r}")
+        ax.plot([r["epoch"] for r in rows], [r[column] for r in rows], marker=".", label=label)
+    if reference is not None:
+        ref_label, value = reference
+        ax.axhline(value, color="0.3", ls="--", lw=1, label=ref_label)
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.set_xlabel("epoch")
+    ax.set_ylabel(column.replace("_", " ") + (" (%)" if column.endswith("error") else ""))
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    if title:
+        ax.set_title(title, fontsize=10)
     return fig

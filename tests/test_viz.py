@@ -51,7 +51,8 @@ def test_group_connectivity_by_hand():
 
 
 def test_exploded_view_draws_one_arrow_per_connection():
-    fig = viz.plot_exploded_view({"in_channels": 16, "out_channels": 32, "k": 8, "window": 16})
+    config = {"in_channels": 16, "out_channels": 32, "k": 8, "window": 16}
+    fig = viz.plot_exploded_view(config, split_input=False)
     ax = fig.axes[0]
     arrows = [p for p in ax.patches if isinstance(p, FancyArrowPatch)]
     boxes = [p for p in ax.patches if isinstance(p, FancyBboxPatch)]
@@ -61,6 +62,37 @@ def test_exploded_view_draws_one_arrow_per_connection():
     )
     texts = " ".join(t.get_text() for t in ax.texts)
     assert "depth 4" in texts and "sees 16" in texts
+
+
+def test_windowed_exploded_view_splits_the_input_into_groups():
+    # Windowed layers split x_0 by default (paper 3.1): group 2's window covers only x_0's second half.
+    fig = viz.plot_exploded_view({"in_channels": 16, "out_channels": 32, "k": 8, "window": 16})
+    ax = fig.axes[0]
+    arrows = {p.get_gid(): p for p in ax.patches if isinstance(p, FancyArrowPatch)}
+    boxes = [p.get_gid() for p in ax.patches if isinstance(p, FancyBboxPatch)]
+    assert boxes[:2] == ["input-1", "input0"] and len(boxes) == 6
+    assert sorted(arrows) == sorted(
+        ["edge-1->1", "edge0->1", "edge0->2", "edge1->2", "edge1->3", "edge2->3", "edge2->4", "edge3->4"]
+    )
+    assert all(a.get_linestyle() == "-" for a in arrows.values())  # windows on group edges: no partial reads
+
+
+def test_exploded_view_dashes_a_partly_read_group():
+    # window 12 with k=8: group 1 reads the last 4 channels of x_{-1} only.
+    fig = viz.plot_exploded_view({"in_channels": 16, "out_channels": 16, "k": 8, "window": 12})
+    arrows = {p.get_gid(): p for p in fig.axes[0].patches if isinstance(p, FancyArrowPatch)}
+    assert arrows["edge-1->1"].get_linestyle() == "--" and arrows["edge0->1"].get_linestyle() == "-"
+
+
+def test_residual_block_drawing_has_every_connection_and_shortcut():
+    fig = viz.plot_residual_block(24, 8)  # g = 3
+    gids = [p.get_gid() for p in fig.axes[0].patches if isinstance(p, FancyArrowPatch)]
+    edges = sorted(gid for gid in gids if gid.startswith("edge"))
+    # Window C = 3 groups: every box at position p = 1..6 reads positions p-3 .. p-1.
+    assert edges == sorted(f"edge{s}->{t}" for t in range(1, 7) for s in range(t - 3, t))
+    assert sorted(gid for gid in gids if gid.startswith("shortcut")) == ["shortcut1", "shortcut2", "shortcut3"]
+    with pytest.raises(ValueError):
+        viz.plot_residual_block(20, 8)
 
 
 def test_exploded_view_from_layer_matches_dense_triangle():
@@ -108,6 +140,15 @@ def test_plot_param_growth_lines():
     np.testing.assert_array_equal(curves[0].get_xdata(), np.arange(8, 65, 8))
     assert curves[0].get_ydata()[-1] == count_params(SeqConv2d(16, 64, 8))
     assert len(lines) == 6  # plus three markers at width 32
+
+
+def test_plot_param_growth_labels_plain_numbers_without_offset():
+    fig = viz.plot_param_growth(16, 8, max_out_channels=256)
+    fig.canvas.draw()
+    axis = fig.axes[0].yaxis
+    assert axis.get_offset_text().get_text() == ""  # no "1e5" above the axis
+    labels = [t.get_text() for t in axis.get_ticklabels() if t.get_text()]
+    assert any("," in label for label in labels), labels  # e.g. "100,000"
 
 
 def test_layer_costs_match_built_layers_and_flop_counter():
@@ -259,3 +300,21 @@ def test_figure_to_png_is_deterministic_and_closes():
     fig = plt.figure()
     viz.figure_to_png(fig)
     assert not plt.get_fignums()
+
+
+def test_plot_runs_puts_every_run_and_the_reference_on_one_axis():
+    a = [{"epoch": e, "test_error": 10.0 / e, "train_loss": 1.0} for e in (1, 2, 3)]
+    b = [{"epoch": e, "test_error": 12.0 / e, "train_loss": 1.0} for e in (1, 2, 3)]
+    fig = viz.plot_runs({"plain": a, "SeqConv": b}, reference=("paper", 4.78))
+    ax = fig.axes[0]
+    lines = {line.get_label(): line for line in ax.get_lines()}
+    assert set(lines) == {"plain", "SeqConv", "paper"}
+    np.testing.assert_allclose(lines["SeqConv"].get_ydata(), [12.0, 6.0, 4.0])
+    assert set(lines["paper"].get_ydata()) == {4.78}
+    fig.canvas.draw()
+    ticks = [t for t in ax.get_xticks() if ax.get_xlim()[0] <= t <= ax.get_xlim()[1]]
+    assert all(float(t).is_integer() for t in ticks), ticks
+    with pytest.raises(ValueError, match="column"):
+        viz.plot_runs({"plain": a}, column="top1")
+    with pytest.raises(ValueError, match="runs"):
+        viz.plot_runs({})
