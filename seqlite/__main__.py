@@ -105,6 +105,12 @@ def _add_config_options(parser: argparse.ArgumentParser) -> None:
         parser.add_argument(flag, **kwargs)
 
 
+def _config_help(name: str) -> str:
+    from .train import TrainConfig
+
+    return next(f.metadata["help"] for f in fields(TrainConfig) if f.name == name).replace("%", "%%")
+
+
 def _train_parser(sub) -> None:
     p = sub.add_parser("train", help="train a model (the paper's recipe by default)",
                        description="Train a SeqResNet; checkpoints, metrics.csv and config.json go to --out.")
@@ -119,8 +125,8 @@ def _eval_parser(sub) -> None:
     p.add_argument("--checkpoint", required=True, type=Path)
     p.add_argument("--dataset", choices=DATASETS, help="default: the dataset the checkpoint was trained on")
     p.add_argument("--data-dir", default=os.environ.get("SEQLITE_DATA_DIR", "data"))
-    p.add_argument("--no-download", dest="download", action="store_false")
-    p.add_argument("--no-verify-data", dest="verify_data", action="store_false")
+    p.add_argument("--no-download", dest="download", action="store_false", help=_config_help("download"))
+    p.add_argument("--no-verify-data", dest="verify_data", action="store_false", help=_config_help("verify_data"))
     p.add_argument("--holdout", type=int, default=0, metavar="N",
                    help="evaluate on the N held-out training images instead of the test set")
     p.add_argument("--batch-size", type=int, default=256)

@@ -160,8 +160,10 @@ class TrainConfig:
         factory=lambda: os.environ.get("SEQLITE_DATA_DIR", "data"),
         help="where datasets are read from / downloaded to (default: $SEQLITE_DATA_DIR or ./data)")
     download: bool = _option(True, "never download; stop if the dataset is not in --data-dir", flag="--no-download")
-    verify_data: bool = _option(True, "accept CIFAR files whose MD5 sums differ from the official ones",
-                                flag="--no-verify-data")
+    verify_data: bool = _option(
+        True, "skip the MD5 check of the CIFAR files (for subsets or re-packed copies). The files are still read by "
+        "a restricted loader that builds only arrays, lists, strings and numbers, so they cannot run code, and "
+        "labels must be class numbers; the images themselves are not checked", flag="--no-verify-data")
     holdout: int = _option(0, "hold out N training images and evaluate on them (paper 4.1: 5000)",
                            check=_non_negative_int, metavar="N")
     subset: int | None = _option(None, "train on N training images only, a fixed random choice (quick experiments)",
