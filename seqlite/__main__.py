@@ -5,6 +5,11 @@
     torchrun --nproc_per_node=2 -m seqlite train --dataset cifar10 ...                       # several GPUs
     seqlite eval --checkpoint runs/c10/best.pt
     seqlite demo                                # a minute on a CPU, no download
+
+The options of ``seqlite train`` are built from :class:`~seqlite.train.TrainConfig`'s fields (their
+defaults, help and checks). Bad input (an option, a dataset or checkpoint file, an ``--out`` that
+cannot be written, a full disk) ends with one line on stderr and exit code 2; a run whose loss
+became NaN or infinite ends with exit code 1.
 """
 
 from __future__ import annotations

@@ -6,12 +6,22 @@ One :class:`TrainConfig` says everything about a run; :func:`train` runs it. The
 for 100 epochs with lr / 10 every 30 epochs. ``recipe="quick"`` keeps the optimiser and uses
 a short cosine schedule.
 
-After every epoch: one row in ``out/metrics.csv`` (epoch, lr, train_loss, train_error,
-test_loss, test_error, test_top5_error, seconds; errors in percent), ``out/last.pt``, and
-``out/best.pt`` when the test (or validation) error is a new best. Checkpoints hold the
+A run folder ``out`` holds ``config.json`` (the resolved :class:`TrainConfig`, written at the
+start) and, after every epoch, ``last.pt``, ``best.pt`` when the test (or validation) error
+is a new best, and one row of ``metrics.csv`` (:mod:`seqlite.metrics`). Checkpoints hold the
 model, optimiser, scheduler, AMP scaler, every RNG state and the metrics so far, so
 ``resume=True`` continues exactly where the last completed epoch ended. The order of the
 training images comes from a generator seeded with (seed, epoch), not from the global RNG.
+
+Nothing is lost to a kill or replaced unasked: ``last.pt`` is written before ``best.pt`` and
+records its best epoch, so a resume rewrites a ``best.pt`` that a kill left stale or missing;
+a folder holding any run file is refused unless ``resume`` (with its ``last.pt``) or
+``overwrite``; temporary files of interrupted writes are removed when a run starts there.
+A NaN or infinite training or test loss stops the run before that epoch is saved.
+
+:func:`train` reads as the run's steps: check the options and the folder, build the data,
+the model and optimiser, restore a checkpoint, prepare the folder, then for each epoch train,
+evaluate and save.
 
 Under ``torchrun`` (``WORLD_SIZE`` > 1) the run uses DistributedDataParallel (NCCL on GPUs,
 gloo on CPU) with a DistributedSampler; ``batch_size`` is the global batch, split evenly

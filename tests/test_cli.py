@@ -163,8 +163,7 @@ def test_full_disk_names_the_file_and_keeps_the_last_checkpoint(tmp_path, capsys
 
 
 def _write_cifar(root: Path) -> None:
-    sys.path.insert(0, str(Path(__file__).parent))
-    from test_data import write_tiny_cifar
+    from test_data import write_tiny_cifar  # tests/ is on sys.path, as for test_train
 
     write_tiny_cifar(root, "cifar10", per_file=4)
 
@@ -180,6 +179,31 @@ def test_corrupt_cifar_batch_is_named(tmp_path, capsys):
                         capsys)
     assert_one_line_error(code, err, str(batch))
     assert not (tmp_path / "o").exists()
+
+
+def test_a_crafted_cifar_batch_runs_no_code_from_the_command_line(tmp_path, capsys):
+    import pickle
+
+    from test_data import _WritesAMarker
+
+    _write_cifar(tmp_path / "data")
+    marker = tmp_path / "marker"
+    batch = tmp_path / "data" / "cifar-10-batches-py" / "data_batch_1"
+    batch.write_bytes(pickle.dumps({"data": _WritesAMarker(marker), "labels": [0]}))
+    code, err = run_cli(["train", *TINY, *CIFAR, "--data-dir", str(tmp_path / "data"), "--out", str(tmp_path / "o")],
+                        capsys)
+    assert_one_line_error(code, err, str(batch), "refused")
+    assert not marker.exists()
+
+
+@pytest.mark.parametrize("command", ["train", "eval"])
+def test_help_says_what_no_verify_data_checks(command, capsys):
+    with pytest.raises(SystemExit) as done:
+        main([command, "--help"])
+    assert done.value.code == 0
+    text = " ".join(capsys.readouterr().out.split())
+    assert "--no-verify-data skip the MD5 check" in text and "cannot run code" in text
+    assert "images themselves are not checked" in text
 
 
 def test_corrupt_image_in_an_image_folder_is_named(tmp_path, capsys):
