@@ -139,7 +139,7 @@ def test_layer_picker_rejects_models_without_seqconv():
 
 def _no_warnings(make):
     with warnings.catch_warnings():
-        warnings.simplefilter("error")
+        warnings.simplefilter("error", UserWarning)  # (ipywidgets 7 adds DeprecationWarnings of its own)
         return make()
 
 
