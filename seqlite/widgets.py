@@ -60,15 +60,19 @@ def _count(name: str, value: Any) -> int:
     return number
 
 
-def _clamp(panel: str, name: str, value: int, low: int, high: int, why: str = "") -> int:
-    """``value`` clamped to ``low..high``, with a warning saying so when it changes."""
+def _clamp(panel: str, name: str, value: int, low: int, high: int, why: str = "", stacklevel: int = 3) -> int:
+    """``value`` clamped to ``low..high``, with a warning saying so when it changes.
+
+    ``stacklevel`` as in :func:`warnings.warn`, counted from the caller of ``_clamp``'s caller (a panel's
+    ``__init__``), so the warning points at the line that made the panel.
+    """
     used = min(max(value, low), high)
     if used != value:
         reason = f" ({why})" if why else ""
         warnings.warn(
             f"{panel}: {name}={value} is outside what the panel offers, {low}..{high}{reason}; using {name}={used}",
             UserWarning,
-            stacklevel=4,
+            stacklevel=stacklevel,
         )
     return used
 
@@ -178,11 +182,12 @@ def _group_sliders(panel: str, g: Any, k: Any, max_groups: Any, max_k: Any) -> t
     # A slider always reaches the value asked for (SeqConvPanel(g=20) shows g=20 with the default
     # max_groups); only the bounds that keep a redraw quick clamp, and say so.
     why_g = f"the exploded view draws g(g+1)/2 arrows; beyond g={MAX_GROUPS} a redraw takes seconds"
-    top_g = _clamp(panel, "max_groups", max(max_groups, g), 1, MAX_GROUPS, why_g)
-    top_k = _clamp(panel, "max_k", max(max_k, k), 1, MAX_K, "the figures draw one column per channel")
-    g = _clamp(panel, "g", g, 1, top_g, why_g)
-    k = _clamp(panel, "k", k, 1, top_k, "the figures draw one column per channel")
-    return _slider("groups g", g, 1, top_g), _slider("channels per group k", k, 1, top_k)
+    why_k = "beyond it the slider is too coarse and the window mask too wide"
+    max_groups = _clamp(panel, "max_groups", max_groups, 1, MAX_GROUPS, why_g, stacklevel=4)
+    max_k = _clamp(panel, "max_k", max_k, 1, MAX_K, why_k, stacklevel=4)
+    g = _clamp(panel, "g", g, 1, MAX_GROUPS, why_g, stacklevel=4)
+    k = _clamp(panel, "k", k, 1, MAX_K, why_k, stacklevel=4)
+    return _slider("groups g", g, 1, max(max_groups, g)), _slider("channels per group k", k, 1, max(max_k, k))
 
 
 def _in_channels(value: Any) -> int:
