@@ -14,10 +14,25 @@ from dataclasses import dataclass
 
 import torch
 
-__all__ = ["COLAB_ROOT", "NotebookContext", "quick_mode", "setup_notebook"]
+__all__ = [
+    "COLAB_ROOT",
+    "GITHUB_REPO",
+    "INSTALL_SOURCE",
+    "INSTALL_SOURCE_VARIABLE",
+    "NotebookContext",
+    "quick_mode",
+    "setup_notebook",
+]
 
-# Where the "Open in Colab" badges point: the project's GitHub home.
-COLAB_ROOT = "https://colab.research.google.com/github/seqlite/seqlite/blob/main/notebooks"
+# The project's GitHub home: the "Open in Colab" badges and the notebooks' install cell point here.
+GITHUB_REPO = "seqlite/seqlite"
+COLAB_ROOT = f"https://colab.research.google.com/github/{GITHUB_REPO}/blob/main/notebooks"
+# What the first cell of every notebook installs when seqlite is missing (as on Colab): a pip
+# requirement. The cell cannot import this module before seqlite is installed, so it spells the
+# same string out; tests keep the two equal. The environment variable overrides it (a local
+# checkout, a fork, a wheel), which is how the install cell is tested end to end.
+INSTALL_SOURCE = f"git+https://github.com/{GITHUB_REPO}"
+INSTALL_SOURCE_VARIABLE = "SEQLITE_INSTALL_SOURCE"
 
 
 def quick_mode() -> bool:

@@ -1,14 +1,19 @@
-"""Interactive panels for the course notebooks (ipywidgets).
+"""Interactive panels for the course notebooks (ipywidgets 7.7 and 8).
 
-Each panel is a small object around one ipywidgets ``VBox`` (:attr:`Panel.container`)
-holding its controls (sliders, dropdowns), an ``HTML`` widget with the parameter
-counts (:attr:`Panel.text`) and an ``Image`` widget with the figure as PNG bytes
-(:attr:`Panel.image`). Moving a control calls :meth:`Panel.update`, which recomputes
-closed-form counts and redraws one matplotlib figure (a fraction of a second; no
-model is built). Without a front end (nbval, tests) set a control's ``value`` in
-code and read ``panel.text.value`` / ``panel.image.value``; in a browser the panel
-is found by its CSS class (``seqlite-panel`` plus ``seqlite-<name>``) and its
-controls by their ``description``.
+Each panel *is* an ipywidgets ``VBox`` holding its controls (sliders, dropdowns), an
+``HTML`` widget with the parameter counts (:attr:`Panel.text`) and an ``Image``
+widget with the figure as PNG bytes (:attr:`Panel.image`), so a notebook shows it
+the way it shows any widget (``panel`` as a cell's last line, or
+``IPython.display.display(panel)``) with ipywidgets 7 (Colab's) and 8 alike. Moving a
+control calls :meth:`Panel.update`, which recomputes closed-form counts and redraws
+one matplotlib figure (a fraction of a second; no model is built). Without a front
+end (nbval, tests) set a control's ``value`` in code and read ``panel.text.value`` /
+``panel.image.value``; in a browser the panel is found by its CSS class
+(``seqlite-panel`` plus ``seqlite-<name>``) and its controls by their ``description``.
+
+Slider ranges are bounded so that a redraw stays quick (the exploded view draws
+``g (g + 1) / 2`` arrows); a value outside what a control offers is clamped with a
+``UserWarning`` that names the control, the value asked for and the value used.
 
 Panels: :class:`SeqConvPanel` (notebook 02, ``g`` and ``k``), :class:`WindowPanel`
 (notebook 03, ``g``, ``k`` and the window), :class:`BottleneckPanel` (notebook 04,
@@ -19,23 +24,86 @@ heatmap of any SeqConv layer of a model).
 from __future__ import annotations
 
 import html
+import operator
+import warnings
 from typing import Any
 
 import ipywidgets as widgets
+import torch
 from torch import nn
+from traitlets import validate
 
 from . import viz
 from .layers import group_views, seqconv_param_count
 
 __all__ = ["BottleneckPanel", "DepthsPanel", "LayerPicker", "Panel", "SeqConvPanel", "WindowPanel", "layer_picker"]
 
+# Slider bounds that keep one redraw quick. The exploded view (SeqConvPanel) draws one arrow per
+# (group, source) pair, g (g + 1) / 2 of them: about a second at g = 24 on one laptop core, and
+# over a minute at g = 200. The window mask (WindowPanel) is a g x (in + g k) image: k and the
+# input width are bounded so it stays a few thousand columns.
+MAX_GROUPS = 24
+MAX_K = 256
+MAX_IN_CHANNELS = 1024
 
-class Panel:
+
+def _count(name: str, value: Any) -> int:
+    """``value`` as a positive int (anything ``operator.index`` accepts, not a bool)."""
+    if isinstance(value, bool):
+        raise ValueError(f"{name} must be a positive integer, got {value!r}")
+    try:
+        number = operator.index(value)
+    except TypeError:
+        raise ValueError(f"{name} must be a positive integer, got {value!r}") from None
+    if number < 1:
+        raise ValueError(f"{name} must be a positive integer, got {number}")
+    return number
+
+
+def _clamp(panel: str, name: str, value: int, low: int, high: int, why: str = "", stacklevel: int = 3) -> int:
+    """``value`` clamped to ``low..high``, with a warning saying so when it changes.
+
+    ``stacklevel`` as in :func:`warnings.warn`, counted from the caller of ``_clamp``'s caller (a panel's
+    ``__init__``), so the warning points at the line that made the panel.
+    """
+    used = min(max(value, low), high)
+    if used != value:
+        reason = f" ({why})" if why else ""
+        warnings.warn(
+            f"{panel}: {name}={value} is outside what the panel offers, {low}..{high}{reason}; using {name}={used}",
+            UserWarning,
+            stacklevel=stacklevel,
+        )
+    return used
+
+
+class _Slider(widgets.IntSlider):
+    """An ``IntSlider`` that warns when a value set in code is clamped to its range.
+
+    (ipywidgets clamps silently; in a browser the handle cannot leave the range anyway.)
+    """
+
+    @validate("value")
+    def _validate_value(self, proposal: Any) -> int:
+        asked = proposal["value"]
+        used = super()._validate_value(proposal)
+        if used != asked:
+            warnings.warn(
+                f"{self.description!r}: {asked} is outside the slider's range {self.min}..{self.max}; using {used}",
+                UserWarning,
+                stacklevel=2,
+            )
+        return used
+
+
+class Panel(widgets.VBox):
     """Controls + count text + figure image in one ``VBox``; subclasses say what to draw.
 
-    Subclasses set :attr:`controls` (``name -> widget``) before calling
-    ``super().__init__`` and implement :meth:`describe` (HTML) and :meth:`draw`
-    (a matplotlib figure).
+    The panel is the ``VBox`` itself, so it displays through the public widget API of
+    ipywidgets 7 and 8 alike; its text form (``repr``) names the controls' values, never
+    the PNG bytes. Subclasses set :attr:`controls` (``name -> widget``) by passing them to
+    ``super().__init__`` and implement :meth:`describe` (HTML) and :meth:`draw` (a
+    matplotlib figure).
     """
 
     css_name = "panel"
@@ -49,9 +117,9 @@ class Panel:
         self.image.add_class("seqlite-figure")
         row = widgets.HBox(list(controls.values()), layout=widgets.Layout(flex_flow="row wrap"))
         row.add_class("seqlite-controls")
-        self.container = widgets.VBox([row, self.text, self.image])
-        self.container.add_class("seqlite-panel")
-        self.container.add_class(f"seqlite-{self.css_name}")
+        super().__init__([row, self.text, self.image])
+        self.add_class("seqlite-panel")
+        self.add_class(f"seqlite-{self.css_name}")
         for control in controls.values():
             control.observe(self._on_change, names="value")
         self.update()
@@ -79,19 +147,14 @@ class Panel:
         self.image.value = viz.figure_to_png(self.draw())
 
     def __repr__(self) -> str:
+        # Both ipywidgets versions use repr() as the widget's text/plain form: keep it short,
+        # since the default widget repr would print the PNG bytes into stored notebook outputs.
         args = ", ".join(f"{name}={value!r}" for name, value in self.values.items())
         return f"{type(self).__name__}({args})"
 
-    def _repr_mimebundle_(self, **kwargs: Any) -> dict:
-        # The container's widget view, but a short text form: the default widget repr
-        # would print the PNG bytes into the notebook's stored text output.
-        bundle = self.container._repr_mimebundle_(**kwargs)
-        bundle["text/plain"] = repr(self)
-        return bundle
 
-
-def _slider(description: str, value: int, low: int, high: int, step: int = 1) -> widgets.IntSlider:
-    return widgets.IntSlider(
+def _slider(description: str, value: int, low: int, high: int, step: int = 1) -> _Slider:
+    return _Slider(
         value=value,
         min=low,
         max=high,
@@ -112,20 +175,43 @@ def _table(header: list[str], rows: list[list[Any]]) -> str:
     return f"<table class='seqlite-table'><tr>{head}</tr>{body}</table>"
 
 
+def _group_sliders(panel: str, g: Any, k: Any, max_groups: Any, max_k: Any) -> tuple[_Slider, _Slider]:
+    """The ``g`` and ``k`` sliders: each reaches at least the value asked for, within the bounds above."""
+    g, k = _count("g", g), _count("k", k)
+    max_groups, max_k = _count("max_groups", max_groups), _count("max_k", max_k)
+    # A slider always reaches the value asked for (SeqConvPanel(g=20) shows g=20 with the default
+    # max_groups); only the bounds that keep a redraw quick clamp, and say so.
+    why_g = f"the exploded view draws g(g+1)/2 arrows; beyond g={MAX_GROUPS} a redraw takes seconds"
+    why_k = "beyond it the slider is too coarse and the window mask too wide"
+    max_groups = _clamp(panel, "max_groups", max_groups, 1, MAX_GROUPS, why_g, stacklevel=4)
+    max_k = _clamp(panel, "max_k", max_k, 1, MAX_K, why_k, stacklevel=4)
+    g = _clamp(panel, "g", g, 1, MAX_GROUPS, why_g, stacklevel=4)
+    k = _clamp(panel, "k", k, 1, MAX_K, why_k, stacklevel=4)
+    return _slider("groups g", g, 1, max(max_groups, g)), _slider("channels per group k", k, 1, max(max_k, k))
+
+
+def _in_channels(value: Any) -> int:
+    # Not a slider: clamping it would show a different layer than the one asked for, so refuse.
+    number = _count("in_channels", value)
+    if number > MAX_IN_CHANNELS:
+        raise ValueError(f"in_channels must be between 1 and {MAX_IN_CHANNELS} for a panel, got {number}")
+    return number
+
+
 class SeqConvPanel(Panel):
     """Notebook 02: a dense SeqConv layer (Eq. 1) for chosen ``g`` and ``k``.
 
     Shows the exploded view (Fig. 1 middle) and where the layer sits on the
     quadratic parameter-growth curve, with the counts of the dense layer and of a
-    plain 3x3 convolution of the same width.
+    plain 3x3 convolution of the same width. The sliders reach at least ``g`` and
+    ``k`` and at most :data:`MAX_GROUPS` and :data:`MAX_K` (clamped with a warning).
     """
 
     css_name = "seqconv-panel"
 
     def __init__(self, in_channels: int = 16, g: int = 4, k: int = 8, max_groups: int = 12, max_k: int = 32):
-        self.in_channels = in_channels
-        self.g = _slider("groups g", g, 1, max_groups)
-        self.k = _slider("channels per group k", k, 1, max_k)
+        self.in_channels = _in_channels(in_channels)
+        self.g, self.k = _group_sliders(type(self).__name__, g, k, max_groups, max_k)
         super().__init__({"g": self.g, "k": self.k})
 
     def describe(self) -> str:
@@ -158,7 +244,8 @@ class WindowPanel(Panel):
 
     Left: the masks ``omega_i`` as a matrix; right: parameters vs width for the dense
     layer, the windowed layer with this window and a plain conv, with the current
-    width marked.
+    width marked. Slider bounds as in :class:`SeqConvPanel`; the window slider runs
+    from 1 to ``in_channels + g_max * k_max`` (a window that wide is dense).
     """
 
     css_name = "window-panel"
@@ -166,10 +253,11 @@ class WindowPanel(Panel):
     def __init__(
         self, in_channels: int = 16, g: int = 6, k: int = 4, window: int = 16, max_groups: int = 16, max_k: int = 16
     ):
-        self.in_channels = in_channels
-        self.g = _slider("groups g", g, 1, max_groups)
-        self.k = _slider("channels per group k", k, 1, max_k)
-        self.window = _slider("window w (channels)", window, 1, in_channels + max_groups * max_k)
+        self.in_channels = _in_channels(in_channels)
+        self.g, self.k = _group_sliders(type(self).__name__, g, k, max_groups, max_k)
+        top = self.in_channels + self.g.max * self.k.max
+        window = _clamp(type(self).__name__, "window", _count("window", window), 1, top, "wider is the same as dense")
+        self.window = _slider("window w (channels)", window, 1, top)
         super().__init__({"g": self.g, "k": self.k, "window": self.window})
 
     def describe(self) -> str:
@@ -206,14 +294,25 @@ class BottleneckPanel(Panel):
 
     The table gives parameters and multiply-accumulates on a 32x32 map
     (:func:`seqlite.viz.layer_costs`); the figure compares the parameters as bars.
+    ``k`` is one of :attr:`K_OPTIONS`, ``subgroups`` a divisor of ``k``; the width slider
+    runs over :attr:`WIDTHS` (a width outside it is clamped with a warning).
     """
 
     css_name = "bottleneck-panel"
+    K_OPTIONS = (4, 8, 16, 32, 64)
+    WIDTHS = (16, 512)
 
     def __init__(self, channels: int = 64, k: int = 16, subgroups: int = 4, windowed: bool = True):
-        self.channels = _slider("width C", channels, 16, 512, 16)
-        self.k = widgets.Dropdown(options=[4, 8, 16, 32, 64], value=k, description="channels per group k")
-        self.subgroups = widgets.Dropdown(options=_divisors(k), value=subgroups, description="subgroups c")
+        channels = _clamp(type(self).__name__, "channels", _count("channels", channels), *self.WIDTHS)
+        if isinstance(k, bool) or k not in self.K_OPTIONS:
+            raise ValueError(f"k must be one of {self.K_OPTIONS}, got {k!r}")
+        if isinstance(subgroups, bool) or subgroups not in _divisors(int(k)):
+            raise ValueError(f"subgroups must divide k={k}: one of {tuple(_divisors(int(k)))}, got {subgroups!r}")
+        if not isinstance(windowed, bool):
+            raise ValueError(f"windowed must be True or False, got {windowed!r}")
+        self.channels = _slider("width C", channels, *self.WIDTHS, step=16)
+        self.k = widgets.Dropdown(options=list(self.K_OPTIONS), value=int(k), description="channels per group k")
+        self.subgroups = widgets.Dropdown(options=_divisors(int(k)), value=int(subgroups), description="subgroups c")
         self.windowed = widgets.Checkbox(value=windowed, description="windowed (w = C)")
         for w in (self.k, self.subgroups):
             w.style = {"description_width": "initial"}
@@ -259,17 +358,31 @@ class BottleneckPanel(Panel):
         return viz.plot_cost_comparison(self.rows())
 
 
+def _pairs_in_view(layer: nn.Module) -> torch.Tensor:
+    """``(g, S)`` bool: which (target group, source group) pairs of Fig. 5 lie in the target's view.
+
+    From the configuration, not from the weights, so that NaN weights are not mistaken for
+    pairs outside the view (:func:`seqlite.viz.weight_usage` marks both with NaN).
+    """
+    sources = viz.source_groups(layer.in_channels, layer.out_channels, layer.k)
+    views = group_views(layer.in_channels, layer.out_channels, layer.k, layer.window)
+    return torch.tensor([[max(lo, start) < min(hi, stop) for _, lo, hi in sources] for start, stop in views])
+
+
 class LayerPicker(Panel):
     """Notebook 08: pick any SeqConv layer of ``model`` and see its Fig. 5 heatmap.
 
     The dropdown lists :func:`seqlite.viz.seqconv_layers` by name; it starts at the
     first residual block's second layer (``layer_b``), the layer the paper plots, when
-    there is one.
+    there is one. Pairs whose weights are not finite (a diverged model) are counted and
+    named in the text instead of breaking the panel.
     """
 
     css_name = "layer-picker"
 
     def __init__(self, model: nn.Module, normalize: str = "max"):
+        if not isinstance(model, nn.Module):
+            raise ValueError(f"model must be a torch.nn.Module, got {type(model).__name__}")
         self.layers = dict(viz.seqconv_layers(model))
         if not self.layers:
             raise ValueError(f"model must contain at least one SeqConv2d layer; {type(model).__name__} has none")
@@ -287,16 +400,26 @@ class LayerPicker(Panel):
     def describe(self) -> str:
         layer = self.layers[self.layer.value]
         usage = viz.weight_usage(layer)
-        known = usage[~usage.isnan()]
-        return (
-            f"<b>{html.escape(self.layer.value)}</b>: {html.escape(layer.extra_repr())}<br>"
-            f"mean |w| per (target, source) pair: min {known.min():.4f}, max {known.max():.4f}, "
-            f"{int(known.numel())} pairs in view"
-        )
+        in_view = _pairs_in_view(layer)
+        finite = usage[in_view & usage.isfinite()]
+        pairs, broken = int(in_view.sum()), int(in_view.sum()) - finite.numel()
+        text = f"<b>{html.escape(self.layer.value)}</b>: {html.escape(layer.extra_repr())}<br>"
+        if finite.numel():
+            text += f"mean |w| per (target, source) pair: min {finite.min():.4f}, max {finite.max():.4f}, "
+        text += f"{pairs} pairs in view"
+        if broken:
+            text += (
+                f"; <b>{broken} of them have non-finite weights (NaN or inf)</b>: the layer's weights "
+                "diverged, so the heatmap cannot rank its sources"
+            )
+        return text
 
     def draw(self) -> Any:
         layer = self.layers[self.layer.value]
-        return viz.plot_weight_heatmap(layer, normalize=self.normalize.value, title=self.layer.value)
+        with warnings.catch_warnings():
+            # All-NaN usage makes numpy/matplotlib warn while drawing; the text already says why.
+            warnings.simplefilter("ignore", RuntimeWarning)
+            return viz.plot_weight_heatmap(layer, normalize=self.normalize.value, title=self.layer.value)
 
 
 def layer_picker(model: nn.Module, normalize: str = "max") -> LayerPicker:

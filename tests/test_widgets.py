@@ -1,8 +1,13 @@
-"""seqlite.widgets: panels driven in code, as nbval and a notebook without a front end do."""
+"""seqlite.widgets: panels driven in code, as nbval and a notebook without a front end do.
+
+These tests run twice in CI: under the main environment's ipywidgets 8 and under ipywidgets 7.7.1
+(Colab's), see ``.ci/ipywidgets7``. Display goes through IPython's public ``display``.
+"""
 
 from __future__ import annotations
 
 import re
+import warnings
 
 import matplotlib
 
@@ -14,6 +19,12 @@ import torch
 from torch import nn
 
 pytest.importorskip("ipywidgets")
+
+import ipywidgets
+from IPython.core.interactiveshell import InteractiveShell
+from IPython.display import display
+from IPython.utils.capture import capture_output
+from traitlets.config import Config
 
 from seqlite import widgets as W
 from seqlite.complexity import count_params
@@ -27,16 +38,27 @@ def _numbers(html: str) -> list[int]:
     return [int(n.replace(",", "")) for n in re.findall(r"\d[\d,]{3,}", html)]
 
 
+def _displayed(obj: object) -> list[dict]:
+    """What ``IPython.display.display(obj)`` publishes, as a notebook front end would receive it."""
+    config = Config()
+    config.HistoryManager.enabled = False  # no history database under the user's home
+    InteractiveShell.instance(config=config)  # display() only publishes inside a shell
+    with capture_output() as captured:
+        display(obj)
+    return [output.data for output in captured.outputs]
+
+
 def _check_structure(panel: W.Panel, css: str) -> None:
-    classes = panel.container._dom_classes
+    assert isinstance(panel, ipywidgets.VBox)
+    classes = panel._dom_classes
     assert "seqlite-panel" in classes and css in classes
     assert bytes(panel.image.value).startswith(PNG)
     for control in panel.controls.values():
         assert control.description, "controls must be findable by their description"
-    assert panel.text in panel.container.children and panel.image in panel.container.children
-    bundle = panel._repr_mimebundle_()
-    assert bundle["text/plain"] == repr(panel) and "PNG" not in bundle["text/plain"]
-    assert "application/vnd.jupyter.widget-view+json" in bundle
+    assert panel.text in panel.children and panel.image in panel.children
+    (shown,) = _displayed(panel)
+    assert shown["text/plain"] == repr(panel) and "PNG" not in shown["text/plain"]
+    assert shown["application/vnd.jupyter.widget-view+json"]["model_id"] == panel.model_id
     assert not plt.get_fignums(), "rendered figures must be closed"
 
 
@@ -110,3 +132,110 @@ def test_layer_picker_rejects_models_without_seqconv():
         W.layer_picker(nn.Sequential(nn.Conv2d(3, 8, 3)))
     with pytest.raises(ValueError, match="normalize"):
         W.layer_picker(seqresnet_cifar(4, 1, 1), normalize="l2")
+
+
+# -- edges: what is clamped says so, slider bounds keep a redraw quick, bad input is refused
+
+
+def _no_warnings(make):
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UserWarning)  # (ipywidgets 7 adds DeprecationWarnings of its own)
+        return make()
+
+
+def test_sliders_reach_the_values_asked_for():
+    panel = _no_warnings(lambda: W.SeqConvPanel(g=20, k=40))  # above the default max_groups=12, max_k=32
+    assert panel.values == {"g": 20, "k": 40} and panel.g.max == 20 and panel.k.max == 40
+    assert "(g=20, k=40)" in panel.text.value
+    window = _no_warnings(lambda: W.WindowPanel(g=18, k=2, window=20))
+    assert window.values == {"g": 18, "k": 2, "window": 20}
+
+
+def test_slow_settings_are_bounded_and_say_so():
+    # g=200 used to mean 20,100 arrows in the exploded view: over a minute per redraw.
+    with pytest.warns(UserWarning) as caught:
+        panel = W.SeqConvPanel(max_groups=200, g=200, k=32)
+    messages = " | ".join(str(w.message) for w in caught)
+    assert f"max_groups=200 is outside what the panel offers, 1..{W.MAX_GROUPS}" in messages
+    assert f"g=200 is outside what the panel offers, 1..{W.MAX_GROUPS}" in messages
+    assert f"using g={W.MAX_GROUPS}" in messages and "arrows" in messages
+    assert panel.g.max == W.MAX_GROUPS and panel.values == {"g": W.MAX_GROUPS, "k": 32}
+    assert f"g={W.MAX_GROUPS}" in panel.text.value
+    with pytest.warns(UserWarning, match=f"k=1000 is outside what the panel offers, 1..{W.MAX_K}"):
+        assert W.WindowPanel(k=1000).k.value == W.MAX_K
+
+
+def test_other_clamped_values_say_so():
+    with pytest.warns(UserWarning, match="window=999 is outside what the panel offers, 1..272"):
+        panel = W.WindowPanel(in_channels=16, g=6, k=4, window=999)  # 272 = 16 + 16 * 16: dense anyway
+    assert panel.window.value == 272 and "same as dense" in panel.text.value
+    with pytest.warns(UserWarning, match="channels=2000 is outside what the panel offers, 16..512; using channels=512"):
+        assert W.BottleneckPanel(channels=2000).channels.value == 512
+
+
+def test_a_value_set_in_code_outside_the_slider_warns():
+    panel = W.SeqConvPanel(g=4, k=8)
+    with pytest.warns(UserWarning, match=r"'groups g': 40 is outside the slider's range 1\.\.12; using 12"):
+        panel.g.value = 40
+    assert panel.g.value == 12 and "(g=12, k=8)" in panel.text.value
+    _no_warnings(lambda: setattr(panel.g, "value", 3))
+
+
+@pytest.mark.parametrize(
+    "make, match",
+    [
+        (lambda: W.SeqConvPanel(g=0), "g must be a positive integer, got 0"),
+        (lambda: W.SeqConvPanel(k="8"), "k must be a positive integer, got '8'"),
+        (lambda: W.SeqConvPanel(g=True), "g must be a positive integer, got True"),
+        (lambda: W.SeqConvPanel(max_groups=-1), "max_groups must be a positive integer"),
+        (lambda: W.SeqConvPanel(in_channels=5000), "in_channels must be between 1 and 1024"),
+        (lambda: W.WindowPanel(window=0), "window must be a positive integer"),
+        (lambda: W.BottleneckPanel(k=12), r"k must be one of \(4, 8, 16, 32, 64\), got 12"),
+        (lambda: W.BottleneckPanel(k=16, subgroups=3), r"subgroups must divide k=16: one of \(1, 2, 4, 8, 16\)"),
+        (lambda: W.BottleneckPanel(windowed="no"), "windowed must be True or False"),
+        (lambda: W.LayerPicker("model"), "model must be a torch.nn.Module"),
+    ],
+)
+def test_bad_arguments_are_refused_by_name(make, match):
+    with pytest.raises(ValueError, match=match):
+        make()
+
+
+def test_numpy_integers_are_accepted():
+    np = pytest.importorskip("numpy")
+    panel = W.SeqConvPanel(in_channels=np.int64(16), g=np.int64(5), k=np.int32(4))
+    assert panel.values == {"g": 5, "k": 4}
+    assert count_params(SeqConv2d(16, 20, 4)) in _numbers(panel.text.value)
+
+
+def _pairs_in_text(text: str) -> int:
+    return int(re.search(r"(\d+) pairs in view", text).group(1))
+
+
+def test_layer_picker_on_a_model_with_nan_weights():
+    torch.manual_seed(0)
+    model = seqresnet_cifar(4, 1, 1)
+    healthy = W.layer_picker(model).text.value
+    with torch.no_grad():
+        for p in model.parameters():
+            p.fill_(float("nan"))
+    picker = W.layer_picker(model)  # used to fail: min() of an empty tensor
+    assert bytes(picker.image.value).startswith(PNG)
+    pairs = _pairs_in_text(healthy)
+    assert _pairs_in_text(picker.text.value) == pairs  # the view is the layer's, whatever its weights
+    assert f"{pairs} of them have non-finite weights" in picker.text.value
+    picker.layer.value = "seqconv1"
+    picker.normalize.value = "row"
+    assert "non-finite" in picker.text.value and bytes(picker.image.value).startswith(PNG)
+
+
+def test_layer_picker_counts_partly_broken_layers():
+    torch.manual_seed(0)
+    model = seqresnet_cifar(4, 1, 1)
+    layer = dict(model.named_modules())["stages.0.0.layer_b"]
+    with torch.no_grad():
+        layer.transforms[0].first_conv.weight[0, 0, 0, 0] = float("inf")
+    picker = W.layer_picker(model)
+    broken = int(W._pairs_in_view(layer)[0].sum())  # group 1 sees these sources; one of them now holds inf
+    assert "1 of them have non-finite weights" in picker.text.value, picker.text.value
+    assert broken >= 1 and re.search(r"min \d\.\d{4}, max \d\.\d{4}", picker.text.value)
