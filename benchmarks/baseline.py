@@ -1,14 +1,8 @@
-"""The straightforward per-group SeqConv: the baseline and reference of the fast path.
+"""The plain-convolution stand-in: the physical reference of the benchmarks.
 
-This is the loop :class:`seqlite.layers.SeqConv2d` used before it got its fast path
-(commit 17a1672): for each group, concatenate its view, apply ``Dropout2d``, run the
-group transform, add the shortcut slice, BN, ReLU (Eq. 1-2, Fig. 2). Autograd keeps
-every group's concatenated view for backward, so a dense layer's activation memory
-grows quadratically with the number of groups.
-
-It shares the parameters (and their names) of :class:`~seqlite.layers.SeqConv2d`:
-:func:`use_baseline` switches the layers of a built model to this loop, so benchmarks
-and tests compare the two implementations on the same weights.
+The per-group loop the fast path is compared with is no longer here: it is
+:meth:`seqlite.SeqConv2d.forward_residual` itself, selected with
+``seqlite.set_fast(model, False)``.
 """
 
 from __future__ import annotations
@@ -16,35 +10,9 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from seqlite.layers import SeqConv2d, SeqConvOutput, seqconv_as_written
+from seqlite.layers import SeqConv2d, SeqConvOutput
 
-__all__ = ["BaselineSeqConv2d", "PlainConvStandIn", "use_baseline", "use_fast", "use_plain_conv"]
-
-
-class BaselineSeqConv2d(SeqConv2d):
-    """:class:`~seqlite.layers.SeqConv2d` computed group by group, as the paper writes it."""
-
-    def forward_residual(self, x: Tensor, shortcut: Tensor | None = None) -> SeqConvOutput:
-        return seqconv_as_written(self, x, shortcut)
-
-    def forward(self, x: Tensor) -> Tensor:
-        return self.forward_residual(x).activated
-
-
-def use_baseline(model: nn.Module) -> nn.Module:
-    """Switch every :class:`SeqConv2d` in ``model`` (in place) to the per-group loop."""
-    for m in model.modules():
-        if type(m) is SeqConv2d:
-            m.__class__ = BaselineSeqConv2d
-    return model
-
-
-def use_fast(model: nn.Module) -> nn.Module:
-    """Undo :func:`use_baseline`: every layer back to the default (fast) SeqConv2d."""
-    for m in model.modules():
-        if type(m) is BaselineSeqConv2d:
-            m.__class__ = SeqConv2d
-    return model
+__all__ = ["PlainConvStandIn", "use_plain_conv"]
 
 
 class PlainConvStandIn(SeqConv2d):

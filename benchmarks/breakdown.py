@@ -3,8 +3,8 @@
     python -m benchmarks.breakdown [--rounds 5] [--batch 64] [--threads N] [--channels-last]
 
 Profiles forward+backward (``torch.profiler``, CPU) of the plain Conv2d+BN+ReLU, the
-fast SeqConv2d and the per-group baseline at the three shapes of ``seqresnet_k8_r4_n1``,
-and splits each one's time into the convolution kernels (``mkldnn_convolution`` and
+fast SeqConv2d and the per-group baseline (``set_fast(layer, False)``) at the three
+shapes of ``seqresnet_k8_r4_n1``, and splits each one's time into the convolution kernels (``mkldnn_convolution`` and
 ``convolution_backward``, self time) and all other operators. The fast layer's
 convolution time alone, divided by the plain layer's *whole* time, is a floor under the
 layer ratio of issue 5 that no rearrangement of the other operators can go below.
@@ -18,9 +18,8 @@ from collections.abc import Callable
 import torch
 from torch.profiler import ProfilerActivity, profile
 
-from seqlite.layers import SeqConv2d
+from seqlite.layers import SeqConv2d, set_fast
 
-from .baseline import use_baseline
 from .common import add_timing_arguments, format_table, start_timing
 from .layers import SHAPES, _plain, _step
 
@@ -65,7 +64,7 @@ def main(argv: list[str] | None = None) -> None:
         modules = {
             "plain": _plain(channels),
             "fast": SeqConv2d(channels, channels, args.k, window=channels),
-            "baseline": use_baseline(SeqConv2d(channels, channels, args.k, window=channels)),
+            "baseline": set_fast(SeqConv2d(channels, channels, args.k, window=channels), False),
         }
         split = _split({n: _step(m.to(memory_format=memory_format), x) for n, m in modules.items()}, args.rounds)
         plain_total = sum(split["plain"])

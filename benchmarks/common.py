@@ -1,17 +1,38 @@
-"""Timing helpers shared by the benchmarks: interleaved rounds, medians, machine description."""
+"""Timing helpers shared by the benchmarks: interleaved rounds, medians, machine description,
+and the library as it was at another git revision (to time old against new in one run)."""
 
 from __future__ import annotations
 
 import argparse
+import atexit
+import importlib.util
+import io
 import os
 import platform
+import shutil
 import statistics
+import subprocess
+import sys
+import tarfile
+import tempfile
 import time
 from collections.abc import Callable
+from pathlib import Path
+from types import ModuleType
 
 import torch
 
-__all__ = ["add_timing_arguments", "format_table", "interleaved_medians", "machine", "start_timing"]
+__all__ = [
+    "add_revision_argument",
+    "add_timing_arguments",
+    "format_table",
+    "interleaved_medians",
+    "machine",
+    "seqlite_at",
+    "start_timing",
+]
+
+_REPOSITORY = Path(__file__).resolve().parent.parent
 
 
 def _cpu_model() -> str:
@@ -89,3 +110,46 @@ def start_timing(args: argparse.Namespace) -> Callable[[], float]:
     torch.manual_seed(0)
     print(machine())
     return time.process_time if args.cpu_time else time.perf_counter
+
+
+def seqlite_at(rev: str) -> ModuleType:
+    """The ``seqlite`` package of git revision ``rev`` of this repository, as a separate package.
+
+    ``git archive`` writes the revision's ``seqlite/`` into a temporary folder (removed
+    when the process exits), imported under the name ``seqlite_at_<commit>``: its own
+    modules, classes and model registry, so one process can time the revision's layers
+    against the working tree's, interleaved, on the same weights (the parameter names
+    are the same when the architecture is). Raises ``ValueError`` when ``rev`` is not a
+    commit of this repository or the repository is not a git checkout.
+    """
+    found = subprocess.run(["git", "-C", str(_REPOSITORY), "rev-parse", "--verify", "--quiet", f"{rev}^{{commit}}"],
+                           capture_output=True, text=True)
+    if found.returncode:
+        raise ValueError(f"--against-rev: {rev!r} is not a commit of the git repository at {_REPOSITORY}")
+    commit = found.stdout.strip()
+    name = f"seqlite_at_{commit[:12]}"
+    if name in sys.modules:
+        return sys.modules[name]
+    archive = subprocess.run(["git", "-C", str(_REPOSITORY), "archive", "--format=tar", commit, "seqlite"],
+                             capture_output=True, check=True).stdout
+    folder = Path(tempfile.mkdtemp(prefix=name + "_"))
+    atexit.register(shutil.rmtree, folder, True)
+    with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
+        tar.extractall(folder, **({"filter": "data"} if hasattr(tarfile, "data_filter") else {}))
+    package = folder / "seqlite"
+    spec = importlib.util.spec_from_file_location(name, package / "__init__.py",
+                                                  submodule_search_locations=[str(package)])
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    try:
+        spec.loader.exec_module(module)
+    except BaseException:
+        del sys.modules[name]
+        raise
+    return module
+
+
+def add_revision_argument(parser: argparse.ArgumentParser) -> None:
+    """``--against-rev REV``: also time the layers of git revision ``REV`` (see :func:`seqlite_at`)."""
+    parser.add_argument("--against-rev", metavar="REV", default=None,
+                        help="also time the seqlite of this git revision (e.g. main), interleaved, same weights")

@@ -6,7 +6,7 @@ memory-efficient (recomputing) mode of the ImageNet networks against the default
 Cases (each variant runs in its own fresh subprocess):
 
 * ``b_k32_r12_n3``: a training step of ``seqresnet_b_k32_r12_n3`` on 32x32 inputs with
-  its default dropout; fast against baseline (the per-group loop);
+  its default dropout; fast against baseline (the per-group loop, ``set_fast(model, False)``);
 * ``dense_16_512``: one dense SeqConv layer 16 -> 512, k=8 (64 groups) on 32x32; fast
   against baseline;
 * ``b22_224``: a training step of ``seqresnet_b22`` on 224x224 inputs (``--imagenet-batch``,
@@ -85,10 +85,8 @@ def _rss_bytes() -> int:
 
 
 def _measure(case: str, variant: str, batch: int, imagenet_batch: int) -> dict:
-    from seqlite.layers import SeqConv2d
+    from seqlite.layers import SeqConv2d, set_fast
     from seqlite.registry import create_model
-
-    from .baseline import use_baseline
 
     torch.manual_seed(0)
     if case == "b_k32_r12_n3":
@@ -101,7 +99,7 @@ def _measure(case: str, variant: str, batch: int, imagenet_batch: int) -> dict:
         module = create_model("seqresnet_b22", memory_efficient=variant == "memory_efficient").train()
         x = torch.randn(imagenet_batch, 3, 224, 224)
     if variant == "baseline":
-        use_baseline(module)
+        set_fast(module, False)
 
     before = _rss_bytes()
     with LiveStorages() as live:

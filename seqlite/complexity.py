@@ -3,13 +3,15 @@
 FLOPs are counted by :class:`torch.utils.flop_counter.FlopCounterMode`, which counts
 the convolutions and matrix products that run; we report multiply-accumulates
 (its FLOPs / 2), the convention of the paper's GFLOPs column. While counting, every
-SeqConv layer runs group by group as Eq. 1-2 write it (:func:`seqconv_as_written`):
-the fast path sums the same terms in another order and multiplies some zeros on the
-way, which is a property of our implementation, not of the architecture.
+SeqConv layer runs group by group as Eq. 1-2 write it (``SeqConv2d.fast`` off, see
+:func:`~seqlite.layers.set_fast`): the fast path sums the same terms in another order
+and multiplies some zeros on the way, which is a property of our implementation, not
+of the architecture.
 """
 
 from __future__ import annotations
 
+import operator
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 
@@ -17,7 +19,7 @@ import torch
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
-from .layers import SeqConv2d, seqconv_as_written, seqconv_param_count
+from .layers import SeqConv2d, seqconv_param_count, set_fast
 
 __all__ = ["count_flops", "count_flops_by_module", "count_params", "seqconv_param_count"]
 
@@ -43,11 +45,7 @@ def count_flops_by_module(model: nn.Module, input_size: Sequence[int]) -> dict[s
     ``""`` is the whole model; every module's figure includes its submodules'. Same
     conventions as :func:`count_flops`.
     """
-    shape = tuple(input_size)
-    if len(shape) == 3:
-        shape = (1, *shape)
-    if len(shape) != 4 or any(not isinstance(s, int) or s <= 0 for s in shape):
-        raise ValueError(f"input_size must be (C, H, W) or (N, C, H, W) of positive ints, got {input_size!r}")
+    shape = _input_shape(input_size)
     param = next(model.parameters(), None)
     x = torch.zeros(shape, device=param.device if param is not None else None,
                     dtype=param.dtype if param is not None else None)
@@ -76,15 +74,28 @@ def count_flops_by_module(model: nn.Module, input_size: Sequence[int]) -> dict[s
     return by_module
 
 
+def _input_shape(input_size: Sequence[int]) -> tuple[int, int, int, int]:
+    """``(N, C, H, W)`` from ``(C, H, W)`` or ``(N, C, H, W)`` of positive integers (numpy's too)."""
+    error = ValueError(f"input_size must be (C, H, W) or (N, C, H, W) of positive ints, got {input_size!r}")
+    try:
+        shape = tuple(input_size)
+        sizes = [None if isinstance(s, bool) else operator.index(s) for s in shape]
+    except TypeError:
+        raise error from None
+    if len(sizes) == 3:
+        sizes = [1, *sizes]
+    if len(sizes) != 4 or any(s is None or s <= 0 for s in sizes):
+        raise error
+    return tuple(sizes)
+
+
 @contextmanager
 def _layers_as_written(model: nn.Module) -> Iterator[None]:
     """Run every :class:`SeqConv2d` of ``model`` group by group for the duration."""
-    layers = [m for m in model.modules() if isinstance(m, SeqConv2d)]
-    for m in layers:
-        m.forward_residual = lambda x, shortcut=None, m=m: seqconv_as_written(m, x, shortcut)
-        m.forward = lambda x, m=m: seqconv_as_written(m, x).activated
+    previous = [(m, m.fast) for m in model.modules() if isinstance(m, SeqConv2d)]
+    set_fast(model, False)
     try:
         yield
     finally:
-        for m in layers:
-            del m.forward_residual, m.forward
+        for m, fast in previous:
+            m.fast = fast

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 from torch import Tensor, nn
 
-from .layers import SeqConv2d, check_seqconv_config, group_views, seqconv_param_count, window_mask
+from .layers import SeqConv2d, SeqConvSpec, seqconv_param_count, window_mask
 from .metrics import read_metrics  # reads the metrics.csv that `seqlite train` writes
 
 if TYPE_CHECKING:
@@ -83,18 +83,12 @@ def figure_to_png(fig: Figure, dpi: int = 80) -> bytes:
     return buffer.getvalue()
 
 
-def _layer_config(layer_or_config: SeqConv2d | Mapping[str, Any]) -> dict[str, Any]:
-    """``in_channels, out_channels, k, window, bottleneck, subgroups`` of a layer or a mapping."""
+def _layer_config(layer_or_config: SeqConv2d | SeqConvSpec | Mapping[str, Any]) -> SeqConvSpec:
+    """The :class:`~seqlite.layers.SeqConvSpec` of a layer, a spec, or a mapping of its arguments."""
     if isinstance(layer_or_config, SeqConv2d):
-        layer = layer_or_config
-        return dict(
-            in_channels=layer.in_channels,
-            out_channels=layer.out_channels,
-            k=layer.k,
-            window=layer.window,
-            bottleneck=layer.bottleneck,
-            subgroups=layer.subgroups,
-        )
+        return layer_or_config.spec
+    if isinstance(layer_or_config, SeqConvSpec):
+        return layer_or_config
     if isinstance(layer_or_config, Mapping):
         allowed = {"in_channels", "out_channels", "k", "window", "bottleneck", "subgroups"}
         unknown = set(layer_or_config) - allowed
@@ -104,11 +98,10 @@ def _layer_config(layer_or_config: SeqConv2d | Mapping[str, Any]) -> dict[str, A
                 f"layer_or_config must be a SeqConv2d or a mapping with keys in_channels, out_channels, k "
                 f"and optionally window, bottleneck, subgroups; missing {sorted(missing)}, unknown {sorted(unknown)}"
             )
-        config = {"window": None, "bottleneck": False, "subgroups": 1, **layer_or_config}
-        check_seqconv_config(**config)
-        return config
+        return SeqConvSpec(**layer_or_config)
     raise ValueError(
-        f"layer_or_config must be a SeqConv2d or a mapping of its arguments, got {type(layer_or_config).__name__}"
+        "layer_or_config must be a SeqConv2d, a SeqConvSpec or a mapping of its arguments, "
+        f"got {type(layer_or_config).__name__}"
     )
 
 
@@ -155,11 +148,11 @@ def group_connectivity(in_channels: int, out_channels: int, k: int, window: int 
     one channel of ``x_j`` (``j = 0`` is the whole layer input). Dense layers give a
     full lower triangle; a window keeps a band next to the diagonal (Eq. 2).
     """
-    check_seqconv_config(in_channels, out_channels, k, window)
-    g = out_channels // k
+    spec = SeqConvSpec(in_channels, out_channels, k, window)
+    g = spec.groups
     starts = [0, *(in_channels + j * k for j in range(g))]  # x_0 then x_1 .. x_g
     conn = torch.zeros(g, g)
-    for i, (start, stop) in enumerate(group_views(in_channels, out_channels, k, window)):
+    for i, (start, stop) in enumerate(spec.views):
         for j in range(i + 1):
             if max(start, starts[j]) < min(stop, starts[j + 1]):
                 conn[i, j] = 1.0
@@ -167,11 +160,13 @@ def group_connectivity(in_channels: int, out_channels: int, k: int, window: int 
 
 
 def plot_exploded_view(
-    layer_or_config: SeqConv2d | Mapping[str, Any], ax: Axes | None = None, *, split_input: bool | None = None
+    layer_or_config: SeqConv2d | SeqConvSpec | Mapping[str, Any], ax: Axes | None = None, *,
+    split_input: bool | None = None
 ) -> Figure:
     """An exploded view of one SeqConv layer (Fig. 1 middle/right, Fig. 2 right).
 
-    Drawn from the configuration only (a :class:`~seqlite.layers.SeqConv2d` or a mapping
+    Drawn from the configuration only (a :class:`~seqlite.layers.SeqConv2d`, its
+    :class:`~seqlite.layers.SeqConvSpec`, or a mapping
     ``in_channels, out_channels, k[, window, bottleneck, subgroups]``): a box for the
     input ``x_0`` and one per group ``F_i -> x_i``; an arrow from each feature group to
     every ``F_i`` that reads it; under each group how many channels it sees and the
@@ -187,10 +182,10 @@ def plot_exploded_view(
     """
     from matplotlib.patches import FancyArrowPatch, FancyBboxPatch
 
-    cfg = _layer_config(layer_or_config)
-    in_channels, out_channels, k, window = (cfg[n] for n in ("in_channels", "out_channels", "k", "window"))
-    g = out_channels // k
-    views = group_views(in_channels, out_channels, k, window)
+    spec = _layer_config(layer_or_config)
+    in_channels, out_channels, k, window = spec.in_channels, spec.out_channels, spec.k, spec.window
+    g = spec.groups
+    views = spec.views
     split = (window is not None) if split_input is None else split_input
     # Sources: (index j, label, first channel, stop) in the dense input [x_0, x_1, ..., x_{g-1}].
     if split:
@@ -213,7 +208,7 @@ def plot_exploded_view(
     n_boxes = g - first + 1
     scale = min(1.3, 13.0 / (n_boxes + 0.2))
     fig, ax = _new_axes(ax, (scale * (n_boxes + 0.2), scale * (top + 1.3) + 0.4))
-    transform = "Conv1x1-BN-ReLU-Conv3x3-BN-ReLU" if cfg["bottleneck"] else "Conv3x3-BN-ReLU"
+    transform = "Conv1x1-BN-ReLU-Conv3x3-BN-ReLU" if spec.bottleneck else "Conv3x3-BN-ReLU"
     for j, label, lo, hi in sources:
         if j > 0:
             continue  # x_1 .. x_{g-1} are drawn as the groups' outputs below
@@ -287,8 +282,7 @@ def plot_residual_block(channels: int = 24, k: int = 8, ax: Axes | None = None) 
     """
     from matplotlib.patches import FancyArrowPatch, FancyBboxPatch
 
-    check_seqconv_config(channels, channels, k, channels)
-    g = channels // k
+    g = SeqConvSpec(channels, channels, k, channels).groups  # validates the arguments too
     box_w, box_h, rad = 0.66, 0.7, 0.3
     top = box_h / 2 + rad / 2 * g + 0.15
     n_boxes = 3 * g
@@ -352,7 +346,7 @@ def plain_conv_param_count(in_channels: int, out_channels: int, kernel_size: int
     The wide layer a SeqConv replaces (Fig. 1 left), counted like
     :func:`~seqlite.layers.seqconv_param_count` (BN affine included).
     """
-    check_seqconv_config(in_channels, out_channels, 1)
+    SeqConvSpec(in_channels, out_channels, 1)  # the same checks of the two widths
     return kernel_size * kernel_size * in_channels * out_channels + 2 * out_channels
 
 
@@ -390,7 +384,7 @@ def plot_param_growth(
     rounded to ``k``). ``mark_out_channels`` puts a dot on each curve (the widget's
     current setting). Dense growth is quadratic, the other two linear (paper 3.1).
     """
-    check_seqconv_config(in_channels, k, k, window, bottleneck)
+    SeqConvSpec(in_channels, k, k, window, bottleneck)  # checks the arguments
     window_used = in_channels if window is None else window
     top = max_out_channels if max_out_channels is not None else max(8 * in_channels, 4 * k)
     top = max(k, top - top % k)
@@ -431,7 +425,7 @@ def layer_costs(
     """
     window = channels if windowed else None
     pixels = spatial[0] * spatial[1]
-    g = check_seqconv_config(channels, channels, k, window, subgroups > 1, subgroups)
+    g = SeqConvSpec(channels, channels, k, window, subgroups > 1, subgroups).groups
     prefix = "windowed " if windowed else "dense "
     rows = [
         ("plain 3x3 conv", plain_conv_param_count(channels, channels), 2 * channels),
@@ -483,7 +477,7 @@ def source_groups(in_channels: int, out_channels: int, k: int) -> list[tuple[str
     the end too, so this keeps window edges on group edges. Then come ``x_1 ..
     x_{g-1}`` (``x_g`` is no group's input).
     """
-    g = check_seqconv_config(in_channels, out_channels, k)
+    g = SeqConvSpec(in_channels, out_channels, k).groups
     groups = []
     n0 = math.ceil(in_channels / k)
     for j in range(n0):
@@ -509,7 +503,7 @@ def weight_usage(layer: SeqConv2d) -> Tensor:
     if not isinstance(layer, SeqConv2d):
         raise ValueError(f"layer must be a seqlite SeqConv2d, got {type(layer).__name__}")
     sources = source_groups(layer.in_channels, layer.out_channels, layer.k)
-    usage = torch.full((layer.out_channels // layer.k, len(sources)), float("nan"))
+    usage = torch.full((layer.num_groups, len(sources)), float("nan"))
     with torch.no_grad():
         for i, (transform, (start, stop)) in enumerate(zip(layer.transforms, layer.views)):
             weight = transform.first_conv.weight.detach().float().cpu()

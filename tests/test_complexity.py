@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 from torch import nn
@@ -37,9 +38,30 @@ def test_count_flops_restores_mode_and_checks_input():
     model = nn.Sequential(nn.Conv2d(1, 1, 1), nn.BatchNorm2d(1)).train()
     count_flops(model, (1, 4, 4))
     assert model.training
-    with pytest.raises(ValueError, match="input_size"):
-        count_flops(model, (4, 4))
+    for bad in [(4, 4), (1, 0, 4), (1, 4.0, 4), (True, 4, 4), "abc", 5]:
+        with pytest.raises(ValueError, match="input_size"):
+            count_flops(model, bad)
     assert torch.is_grad_enabled()
+
+
+def test_count_flops_takes_numpy_sizes():
+    """A shape taken from a numpy array (np.int64 entries) is a shape: operator.index takes it."""
+    conv = nn.Conv2d(4, 6, 3, padding=1, bias=False)
+    expected = 4 * 6 * 9 * 10 * 12
+    assert count_flops(conv, np.array([4, 10, 12])) == expected
+    assert count_flops(conv, (np.int64(1), np.int32(4), 10, 12)) == expected
+
+
+def test_count_flops_counts_the_per_group_loop_and_restores_each_switch():
+    """The count is Eq. 1-2's (fast path off while counting); each layer's own setting comes back."""
+    model = nn.Sequential(SeqConv2d(16, 32, 8, window=16), SeqConv2d(32, 32, 8, window=32))
+    model[1].fast = False
+    calls = []
+    for layer in model:
+        layer.transforms[0].conv3x3.register_forward_hook(lambda *_: calls.append(1))  # basic layers: the loop only
+    assert count_flops(model, (16, 4, 4)) == (16 * 32 + 32 * 32) * 9 * 16
+    assert len(calls) == 2
+    assert [layer.fast for layer in model] == [True, False]
 
 
 def test_count_flops_by_module_adds_up():

@@ -1,7 +1,8 @@
-"""The fast SeqConv2d against the per-group loop (the mask-form check is in test_layers.py).
+"""The fast SeqConv2d (``layer.fast``, seqlite.fast) against its per-group loop (``fast=False``).
 
-Everything in float64, outputs and gradients (input, shortcut, every parameter), so any
-reordering of the sums that changed the numbers beyond rounding would show.
+Everything in float64, outputs and gradients (input, shortcut, every parameter), BN
+running statistics and dropout masks, so any reordering of the sums that changed the
+numbers beyond rounding would show. (The mask-form check of both paths is in test_layers.py.)
 """
 
 from __future__ import annotations
@@ -10,23 +11,27 @@ import copy
 
 import pytest
 import torch
-from _helpers import LAYER_CONFIGS, randomised
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from torch import nn
 
-from benchmarks.baseline import BaselineSeqConv2d, use_baseline  # the per-group loop (repository root)
-from seqlite.layers import SeqConv2d, _make_plan, group_views
+from seqlite import fast
+from seqlite.layers import SeqConv2d, SeqConvSpec, set_fast
 from seqlite.seqresnet import seqresnet_cifar
 
 
-def _run(layer: nn.Module, x: torch.Tensor, shortcut: torch.Tensor | None, seed: int = 0):
-    """Outputs, then gradients of a random loss of both outputs w.r.t. input, shortcut, parameters."""
+def _run(
+    layer: SeqConv2d, x: torch.Tensor, shortcut: torch.Tensor | None, seed: int = 0, plan: fast.Plan | None = None
+):
+    """Outputs, then gradients of a random loss of both outputs w.r.t. input, shortcut, parameters.
+
+    ``plan``: run the fast kernel with this plan instead of the layer's own.
+    """
     x = x.detach().clone().requires_grad_()
     shortcut = None if shortcut is None else shortcut.detach().clone().requires_grad_()
     layer.zero_grad(set_to_none=True)
     torch.manual_seed(seed)  # the dropout masks, when there are any
-    out = layer.forward_residual(x, shortcut)
+    out = layer.forward_residual(x, shortcut) if plan is None else fast.seqconv_forward(layer, x, shortcut, plan=plan)
     gen = torch.Generator().manual_seed(1)
     weights = [torch.randn(o.shape, generator=gen, dtype=o.dtype) for o in out]
     sum((o * w).sum() for o, w in zip(out, weights)).backward()
@@ -37,10 +42,13 @@ def _run(layer: nn.Module, x: torch.Tensor, shortcut: torch.Tensor | None, seed:
     return out, grads
 
 
-def _assert_same_as_baseline(layer: SeqConv2d, x: torch.Tensor, shortcut: torch.Tensor | None) -> None:
-    baseline = copy.deepcopy(layer)
-    baseline.__class__ = BaselineSeqConv2d
-    (raw, act), grads = _run(layer, x, shortcut)
+def _assert_same_as_written(
+    layer: SeqConv2d, x: torch.Tensor, shortcut: torch.Tensor | None, plan: fast.Plan | None = None
+) -> None:
+    """``layer`` (fast) and a copy of it switched to the per-group loop give the same numbers."""
+    assert layer.fast
+    baseline = set_fast(copy.deepcopy(layer), False)
+    (raw, act), grads = _run(layer, x, shortcut, plan=plan)
     (raw_ref, act_ref), grads_ref = _run(baseline, x, shortcut)
     torch.testing.assert_close(raw, raw_ref)
     torch.testing.assert_close(act, act_ref)
@@ -53,20 +61,33 @@ def _assert_same_as_baseline(layer: SeqConv2d, x: torch.Tensor, shortcut: torch.
         torch.testing.assert_close(b, b_ref, msg=lambda m, n=name: f"{n}: {m}")
 
 
-CONFIGS = LAYER_CONFIGS
-
-
 @pytest.mark.parametrize("train", [True, False], ids=["train", "eval"])
 @pytest.mark.parametrize("with_shortcut", [True, False], ids=["shortcut", "plain"])
-@pytest.mark.parametrize("config", CONFIGS, ids=str)
-def test_fast_path_equals_per_group_loop(config, with_shortcut, train):
+def test_fast_path_equals_per_group_loop(layer_config, with_shortcut, train, randomised):
     torch.manual_seed(0)
-    cin, cout, k, w, bottleneck, c = config
-    layer = randomised(SeqConv2d(cin, cout, k, window=w, bottleneck=bottleneck, subgroups=c).double())
+    spec = layer_config
+    layer = randomised(SeqConv2d.from_spec(spec, drop_rate=0.3).double())
     layer.train(train)
-    x = torch.randn(3, cin, 5, 6, dtype=torch.float64)
-    shortcut = torch.randn(3, cout, 5, 6, dtype=torch.float64) if with_shortcut else None
-    _assert_same_as_baseline(layer, x, shortcut)
+    x = torch.randn(3, spec.in_channels, 5, 6, dtype=torch.float64)
+    shortcut = torch.randn(3, spec.out_channels, 5, 6, dtype=torch.float64) if with_shortcut else None
+    _assert_same_as_written(layer, x, shortcut)
+
+
+def test_forward_without_raw_equals_forward_residual(layer_config, randomised):
+    """``layer(x)`` skips the raw outputs on the fast path: still the loop's activated output and gradients."""
+    torch.manual_seed(1)
+    layer = randomised(SeqConv2d.from_spec(layer_config).double()).train()
+    baseline = set_fast(copy.deepcopy(layer), False)
+    x = torch.randn(2, layer_config.in_channels, 4, 5, dtype=torch.float64, requires_grad=True)
+    x_ref = x.detach().clone().requires_grad_()
+    out, out_ref = layer(x), baseline(x_ref)
+    torch.testing.assert_close(out, out_ref)
+    weights = torch.randn_like(out)
+    (out * weights).sum().backward()
+    (out_ref * weights).sum().backward()
+    torch.testing.assert_close(x.grad, x_ref.grad)
+    for (name, p), p_ref in zip(layer.named_parameters(), baseline.parameters()):
+        torch.testing.assert_close(p.grad, p_ref.grad, msg=lambda m, n=name: f"{n}: {m}")
 
 
 @settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -81,15 +102,16 @@ def test_fast_path_equals_per_group_loop(config, with_shortcut, train):
     with_shortcut=st.booleans(),
     train=st.booleans(),
 )
-def test_any_plan_equals_per_group_loop(cin, k, g, window, bottleneck, block, chunks, with_shortcut, train):
+def test_any_plan_equals_per_group_loop(
+    cin, k, g, window, bottleneck, block, chunks, with_shortcut, train, randomised
+):
     """Whatever the block size and x_0 chunking, the reordered sums give the loop's numbers."""
     torch.manual_seed(2)
-    cout = g * k
-    layer = randomised(SeqConv2d(cin, cout, k, window=window, bottleneck=bottleneck).double()).train(train)
-    layer._plan = _make_plan(cin, cout, k, window, block=block, x0_chunks=chunks)
+    spec = SeqConvSpec(cin, g * k, k, window, bottleneck)
+    layer = randomised(SeqConv2d.from_spec(spec, drop_rate=0.25).double()).train(train)
     x = torch.randn(2, cin, 4, 3, dtype=torch.float64)
-    shortcut = torch.randn(2, cout, 4, 3, dtype=torch.float64) if with_shortcut else None
-    _assert_same_as_baseline(layer, x, shortcut)
+    shortcut = torch.randn(2, g * k, 4, 3, dtype=torch.float64) if with_shortcut else None
+    _assert_same_as_written(layer, x, shortcut, plan=fast.make_plan(spec, block=block, x0_chunks=chunks))
 
 
 @settings(max_examples=200, deadline=None)
@@ -103,7 +125,8 @@ def test_any_plan_equals_per_group_loop(cin, k, g, window, bottleneck, block, ch
 )
 def test_plan_covers_every_view_channel_once(cin, k, g, window, block, chunks):
     """Each (group, channel of its view) pair is summed by exactly one convolution of the plan."""
-    plan = _make_plan(cin, g * k, k, window, block=block, x0_chunks=chunks)
+    spec = SeqConvSpec(cin, g * k, k, window)
+    plan = fast.make_plan(spec, block=block, x0_chunks=chunks)
     covered = [[0] * (cin + g * k) for _ in range(g)]
     sources = [p for p in plan.x0_pushes + plan.block_pushes if p is not None and p[1] is not None]
     for (a, b), (t0, t1) in sources:
@@ -113,8 +136,7 @@ def test_plan_covers_every_view_channel_once(cin, k, g, window, block, chunks):
     for i, (lo, hi) in enumerate(plan.intra):
         for c in range(lo, hi):
             covered[i][c] += 1
-    views = group_views(cin, g * k, k, window)
-    for i, (start, stop) in enumerate(views):
+    for i, (start, stop) in enumerate(spec.views):
         for c, n in enumerate(covered[i]):
             # A push may cover channels outside a target's view (its weights there are 0),
             # but never a view channel twice or not at all.
@@ -129,7 +151,7 @@ def test_plan_covers_every_view_channel_once(cin, k, g, window, block, chunks):
 
 @pytest.mark.parametrize("bottleneck", [False, True])
 @pytest.mark.parametrize("window", [None, 12])
-def test_dropout_draws_what_the_per_group_loop_draws(window, bottleneck):
+def test_dropout_draws_what_the_per_group_loop_draws(window, bottleneck, randomised):
     """Same seed, same masks: each group's view has its own Dropout2d mask, as in the loop.
 
     The fast path draws every group's mask with the same Dropout2d call (same shape, same
@@ -139,14 +161,14 @@ def test_dropout_draws_what_the_per_group_loop_draws(window, bottleneck):
     torch.manual_seed(3)
     layer = randomised(SeqConv2d(12, 24, 4, window=window, bottleneck=bottleneck, drop_rate=0.4).double())
     x = torch.randn(4, 12, 5, 5, dtype=torch.float64)
-    _assert_same_as_baseline(layer, x, torch.randn(4, 24, 5, 5, dtype=torch.float64))
+    _assert_same_as_written(layer, x, torch.randn(4, 24, 5, 5, dtype=torch.float64))
 
 
 def test_dropout_masks_differ_between_groups_and_keep_the_rate():
     """Statistically: masks are independent per group view and keep 1 - p of the channels."""
     torch.manual_seed(4)
     layer = SeqConv2d(16, 64, 8, window=16, drop_rate=0.25)
-    masks = layer._dropout_masks(torch.zeros(2000, 16, 1, 1))  # (N, g, in + out - k)
+    masks = fast.dropout_masks(layer, torch.zeros(2000, 16, 1, 1))  # (N, g, in + out - k)
     x0_part = masks[:, :, :16]  # every group sees x_0 channels 8i..16: group 0 and 1 share 8..16
     kept = (x0_part[:, 1, 8:] > 0).float().mean()
     assert abs(kept.item() - 0.75) < 0.02
@@ -182,9 +204,9 @@ def test_dense_activation_memory_grows_linearly_with_groups(bottleneck):
     """
     saved = {}
     for g in (32, 64):
-        fast = SeqConv2d(8, 4 * g, 4, bottleneck=bottleneck)
-        loop = use_baseline(copy.deepcopy(fast))
-        for name, layer in (("fast", fast), ("baseline", loop)):
+        layer_fast = SeqConv2d(8, 4 * g, 4, bottleneck=bottleneck)
+        loop = set_fast(copy.deepcopy(layer_fast), False)
+        for name, layer in (("fast", layer_fast), ("baseline", loop)):
             batch4, batch2 = (_saved_bytes(layer, torch.randn(n, 8, 4, 4, requires_grad=True)) for n in (2, 1))
             saved[name, g] = batch4 - batch2
     assert saved["fast", 64] / saved["fast", 32] < 2.2
@@ -201,8 +223,9 @@ def test_seqresnet_fast_equals_per_group_loop_with_dropout():
         if hasattr(block, "layer_b"):
             for t in block.layer_b.transforms:
                 nn.init.normal_(t.conv3x3.weight, std=0.1)
-    baseline = use_baseline(copy.deepcopy(model))
-    assert any(isinstance(m, BaselineSeqConv2d) for m in baseline.modules())
+    baseline = set_fast(copy.deepcopy(model), False)
+    layers = [m for m in baseline.modules() if isinstance(m, SeqConv2d)]
+    assert layers and not any(m.fast for m in layers)
     x = torch.randn(4, 3, 8, 8, dtype=torch.float64)
     losses, grads = [], []
     for net in (model, baseline):
@@ -216,7 +239,7 @@ def test_seqresnet_fast_equals_per_group_loop_with_dropout():
         torch.testing.assert_close(grad, grads[1][name], msg=lambda m, n=name: f"{n}: {m}")
 
 
-def test_channels_last_input_gives_the_same_numbers():
+def test_channels_last_input_gives_the_same_numbers(randomised):
     torch.manual_seed(7)
     layer = randomised(SeqConv2d(16, 32, 4, window=16).double())
     x = torch.randn(2, 16, 6, 6, dtype=torch.float64)

@@ -1,35 +1,41 @@
-"""SeqConv2d against the paper: Eq. 1 (dense), Eq. 2 (window), Eq. 3-5 (mask form), parameter counts."""
+"""SeqConv2d against the paper: Eq. 1 (dense), Eq. 2 (window), Eq. 3-5 (mask form), parameter counts,
+and SeqConvSpec, the layer's validated shape."""
 
 from __future__ import annotations
 
+import dataclasses
+
+import numpy as np
 import pytest
 import torch
-from _helpers import LAYER_CONFIGS, randomised
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from torch import nn
 
-from seqlite import HadamardSeqConv2d, SeqConv2d, count_params, group_views, seqconv_param_count, window_mask
-
-CONFIGS = LAYER_CONFIGS
-
-
-def _eq1_reference(layer: SeqConv2d, x: torch.Tensor) -> torch.Tensor:
-    """Eq. 1/2 written out with explicit concatenation, independent of the layer's forward."""
-    features = [x]
-    for transform, (start, stop) in zip(layer.transforms, group_views(layer.in_channels, layer.out_channels,
-                                                                      layer.k, layer.window)):
-        features.append(transform(torch.cat(features, 1)[:, start:stop]))
-    return torch.cat(features[1:], 1)
+from seqlite import (
+    HadamardSeqConv2d,
+    SeqConv2d,
+    SeqConvSpec,
+    count_params,
+    group_views,
+    seqconv_param_count,
+    set_fast,
+    window_mask,
+)
 
 
-@pytest.mark.parametrize("train", [True, False])
-@pytest.mark.parametrize("config", CONFIGS)
-def test_mask_form_equals_windowed_layer(config, train):
-    """Eq. 5: F_i(view of the most recent w channels) == F_i([x_0, ..., x_{i-1}] * omega_i)."""
+@pytest.mark.parametrize("fast", [True, False], ids=["fast", "as-written"])
+@pytest.mark.parametrize("train", [True, False], ids=["train", "eval"])
+def test_mask_form_equals_windowed_layer(layer_config, train, fast, randomised):
+    """Eq. 5: F_i(view of the most recent w channels) == F_i([x_0, ..., x_{i-1}] * omega_i).
+
+    The mask form is its own loop over dense views (no code shared with either path of
+    SeqConv2d), so this checks both the per-group loop and the fast kernel against Eq. 3-5.
+    """
     torch.manual_seed(0)
-    cin, cout, k, w, bottleneck, c = config
-    layer = randomised(SeqConv2d(cin, cout, k, window=w, bottleneck=bottleneck, subgroups=c).double())
+    spec = layer_config
+    cin, cout, k, w, bottleneck = spec.in_channels, spec.out_channels, spec.k, spec.window, spec.bottleneck
+    layer = set_fast(randomised(SeqConv2d.from_spec(spec).double()), fast)
     masked = HadamardSeqConv2d.from_windowed(layer)
     layer.train(train)
     masked.train(train)
@@ -59,17 +65,8 @@ def test_mask_form_equals_windowed_layer(config, train):
         assert outside.abs().max() == 0
 
 
-@pytest.mark.parametrize("config", CONFIGS)
-def test_forward_matches_written_out_equations(config):
-    torch.manual_seed(1)
-    cin, cout, k, w, bottleneck, c = config
-    layer = randomised(SeqConv2d(cin, cout, k, window=w, bottleneck=bottleneck, subgroups=c).double()).eval()
-    x = torch.randn(2, cin, 5, 5, dtype=torch.float64)
-    torch.testing.assert_close(layer(x), _eq1_reference(layer, x))
-
-
 @pytest.mark.parametrize("bottleneck", [False, True])
-def test_window_covering_everything_is_dense(bottleneck):
+def test_window_covering_everything_is_dense(bottleneck, randomised):
     torch.manual_seed(2)
     dense = randomised(SeqConv2d(8, 24, 4, bottleneck=bottleneck)).double().eval()
     wide = SeqConv2d(8, 24, 4, window=8 + 20, bottleneck=bottleneck).double().eval()
@@ -146,9 +143,10 @@ def test_backward_reaches_every_parameter():
     assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in layer.parameters())
 
 
-def test_dropout_on_each_group_view():
+@pytest.mark.parametrize("fast", [True, False], ids=["fast", "as-written"])
+def test_dropout_on_each_group_view(fast):
     torch.manual_seed(4)
-    layer = SeqConv2d(8, 16, 4, window=8, drop_rate=0.5)
+    layer = set_fast(SeqConv2d(8, 16, 4, window=8, drop_rate=0.5), fast)
     x = torch.randn(2, 8, 5, 5)
     layer.eval()
     torch.testing.assert_close(layer(x), layer(x))
@@ -171,11 +169,23 @@ def test_dropout_on_each_group_view():
         (dict(in_channels=8, out_channels=16, k=4, subgroups=2), "subgroups > 1 needs bottleneck=True"),
         (dict(in_channels=0, out_channels=16, k=4), "in_channels must be a positive integer"),
         (dict(in_channels=8, out_channels=16, k=4, drop_rate=1.5), "drop_rate must be in"),
+        (dict(in_channels=8, out_channels=16, k=4, drop_rate="0.1"), "drop_rate must be in"),
+        (dict(in_channels=8, out_channels=16, k=4, bottleneck="no"), "bottleneck must be True or False"),
+        (dict(in_channels=8, out_channels=16, k=4, bottleneck=1), "bottleneck must be True or False"),
+        (dict(in_channels=8, out_channels=16, k=4.0), "k must be a positive integer"),
+        (dict(in_channels=8, out_channels=16, k=True), "k must be a positive integer"),
+        (dict(in_channels="8", out_channels=16, k=4), "in_channels must be a positive integer"),
+        (dict(in_channels=8, out_channels=16, k=4, window=np.float64(8)), "window must be a positive integer"),
     ],
 )
 def test_bad_configuration_names_the_rule(kwargs, match):
     with pytest.raises(ValueError, match=match):
         SeqConv2d(**kwargs)
+    spec_kwargs = {name: value for name, value in kwargs.items() if name != "drop_rate"}
+    if spec_kwargs != kwargs:
+        return
+    with pytest.raises(ValueError, match=match):
+        SeqConvSpec(**spec_kwargs)  # the same rule, checked once, where the layer's shape is made
 
 
 def test_wrong_input_channels_says_expected_and_got():
@@ -184,3 +194,76 @@ def test_wrong_input_channels_says_expected_and_got():
         layer(torch.randn(2, 3, 5, 5))
     with pytest.raises(ValueError, match="expected shortcut"):
         layer.forward_residual(torch.randn(2, 8, 5, 5), torch.randn(2, 8, 5, 5))
+
+
+def test_spec_accepts_any_integer_type_and_stores_int():
+    """numpy's integers (what a config array or np.arange gives) are integers: operator.index takes them."""
+    spec = SeqConvSpec(np.int64(16), np.int32(32), np.int64(8), window=np.int64(16), subgroups=np.int16(1))
+    assert spec == SeqConvSpec(16, 32, 8, 16)
+    assert all(type(v) is int for v in (spec.in_channels, spec.out_channels, spec.k, spec.window, spec.subgroups))
+    layer = SeqConv2d(16, 32, np.int64(8), window=np.int64(16))
+    assert layer.spec == spec and layer(torch.randn(1, 16, 4, 4)).shape == (1, 32, 4, 4)
+
+
+def test_spec_is_frozen_hashable_and_answers_the_layer_questions():
+    spec = SeqConvSpec(16, 32, 8, window=16)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        spec.k = 4
+    assert {spec: 1}[SeqConvSpec(16, 32, 8, 16)] == 1
+    assert spec.groups == 4
+    assert spec.views == ((0, 16), (8, 24), (16, 32), (24, 40))
+    torch.testing.assert_close(spec.mask(), window_mask(16, 32, 8, 16))
+    assert spec.param_count() == 16 * 8 * 9 * 4 + 2 * 32 == count_params(SeqConv2d.from_spec(spec))
+    b = SeqConvSpec(8, 48, 4, None, True, 2)
+    assert b.param_count() == seqconv_param_count(8, 48, 4, None, True, 2) == count_params(SeqConv2d.from_spec(b))
+
+
+def test_layer_reads_its_shape_from_its_spec():
+    spec = SeqConvSpec(10, 20, 4, 7, True, 4)
+    layer = SeqConv2d.from_spec(spec, drop_rate=0.25)
+    assert layer.spec == spec and layer.drop_rate == 0.25
+    assert (layer.in_channels, layer.out_channels, layer.k, layer.window, layer.bottleneck, layer.subgroups) == (
+        10, 20, 4, 7, True, 4)
+    assert layer.num_groups == 5 == len(layer.transforms)
+    assert list(layer.views) == group_views(10, 20, 4, 7)
+    with pytest.raises(AttributeError):
+        layer.window = 3  # the weights were built for this shape: it cannot change under them
+    with pytest.raises(ValueError, match="spec must be a SeqConvSpec"):
+        SeqConv2d.from_spec((10, 20, 4))
+    masked = HadamardSeqConv2d.from_spec(spec)
+    assert masked.spec == spec and masked.dense.spec == dataclasses.replace(spec, window=None)
+    torch.testing.assert_close(masked.mask, spec.mask())
+
+
+def test_set_fast_sets_every_layer_and_returns_the_model():
+    model = nn.Sequential(SeqConv2d(4, 8, 4), nn.ReLU(), nn.Sequential(SeqConv2d(8, 8, 4, window=8)))
+    layers = [m for m in model.modules() if isinstance(m, SeqConv2d)]
+    assert all(m.fast for m in layers)  # on by default
+    assert set_fast(model, False) is model
+    assert not any(m.fast for m in layers)
+    assert "fast=False" in repr(layers[0])
+    set_fast(model, True)
+    assert all(m.fast for m in layers)
+    with pytest.raises(ValueError, match="enabled must be True or False"):
+        set_fast(model, "no")
+
+
+@pytest.mark.parametrize("fast", [True, False], ids=["fast", "as-written"])
+def test_shortcut_with_another_batch_size_is_refused(fast):
+    """A batch-1 shortcut would broadcast over the batch without a word: refuse it."""
+    layer = set_fast(SeqConv2d(8, 16, 4, window=8), fast)
+    with pytest.raises(ValueError, match=r"expected shortcut of shape \(3, 16, 5, 5\), got \(1, 16, 5, 5\)"):
+        layer.forward_residual(torch.randn(3, 8, 5, 5), torch.randn(1, 16, 5, 5))
+
+
+@pytest.mark.parametrize("bottleneck", [False, True])
+@pytest.mark.parametrize("fast", [True, False], ids=["fast", "as-written"])
+def test_empty_batch_in_training_with_dropout(fast, bottleneck):
+    """N = 0 gives an empty output (and an empty gradient), like nn.Conv2d, in train mode with dropout."""
+    layer = set_fast(SeqConv2d(8, 16, 4, window=8, bottleneck=bottleneck, drop_rate=0.2), fast).train()
+    x = torch.randn(0, 8, 5, 5, requires_grad=True)
+    out = layer.forward_residual(x, torch.zeros(0, 16, 5, 5))
+    assert out.raw.shape == out.activated.shape == (0, 16, 5, 5)
+    assert layer(x).shape == (0, 16, 5, 5)
+    layer(x).sum().backward()
+    assert x.grad.shape == x.shape

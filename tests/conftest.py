@@ -1,0 +1,59 @@
+"""Shared fixtures of the library tests.
+
+``layer_config``: a test taking this argument runs once per entry of :data:`LAYER_CONFIGS`,
+every kind of view the fast path plans for, as a :class:`~seqlite.SeqConvSpec`.
+``randomised``: gives random weights and BN statistics to a module, so nothing matches by accident.
+"""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+from seqlite import SeqConvSpec
+
+# (in, out, k, window, bottleneck, subgroups)
+LAYER_CONFIGS = [
+    SeqConvSpec(16, 32, 8, 16, False, 1),  # WSeqConv: window = in
+    SeqConvSpec(16, 32, 4, 16, False, 1),  # WSeqConv with 8 groups: several blocks of groups
+    SeqConvSpec(16, 16, 8, 16, False, 1),  # the residual block's C -> C
+    SeqConvSpec(8, 24, 4, None, False, 1),  # dense
+    SeqConvSpec(8, 40, 4, None, False, 1),  # dense, 10 groups
+    SeqConvSpec(12, 12, 4, 5, False, 1),  # window not a multiple of k, smaller than in
+    SeqConvSpec(6, 24, 4, 14, False, 1),  # window wider than in, narrower than the dense view
+    SeqConvSpec(6, 18, 6, 100, False, 1),  # window larger than any view: dense
+    SeqConvSpec(4, 8, 8, 4, False, 1),  # fewer input channels than k
+    SeqConvSpec(16, 32, 8, 16, True, 1),  # WSeqConv-B
+    SeqConvSpec(8, 48, 4, None, True, 2),  # dense SeqConv-B with subgroups
+    SeqConvSpec(10, 20, 4, 7, True, 4),
+]
+
+
+def _config_id(spec: SeqConvSpec) -> str:
+    window = "dense" if spec.window is None else f"w{spec.window}"
+    kind = f"-B-c{spec.subgroups}" if spec.bottleneck else ""
+    return f"{spec.in_channels}-{spec.out_channels}-k{spec.k}-{window}{kind}"
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if "layer_config" in metafunc.fixturenames:
+        metafunc.parametrize("layer_config", LAYER_CONFIGS, ids=_config_id)
+
+
+def _randomised(module: nn.Module) -> nn.Module:
+    with torch.no_grad():
+        for p in module.parameters():
+            p.normal_()
+        for name, b in module.named_buffers():
+            if name.endswith("running_mean"):
+                b.normal_()
+            elif name.endswith("running_var"):
+                b.uniform_(0.5, 2.0)
+    return module
+
+
+@pytest.fixture(scope="session")  # a pure function: session scope keeps hypothesis's health check quiet
+def randomised():
+    """``randomised(module)``: random weights and BN statistics (in place); returns the module."""
+    return _randomised
