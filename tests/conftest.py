@@ -57,3 +57,42 @@ def _randomised(module: nn.Module) -> nn.Module:
 def randomised():
     """``randomised(module)``: random weights and BN statistics (in place); returns the module."""
     return _randomised
+
+
+def _displayed(obj: object) -> list[dict]:
+    """What ``IPython.display.display(obj)`` publishes, as a notebook front end would receive it."""
+    from IPython.core.interactiveshell import InteractiveShell
+    from IPython.display import display
+    from IPython.utils.capture import capture_output
+    from traitlets.config import Config
+
+    config = Config()
+    config.HistoryManager.enabled = False  # no history database under the user's home
+    InteractiveShell.instance(config=config)  # display() only publishes inside a shell
+    with capture_output() as captured:
+        display(obj)
+    return [output.data for output in captured.outputs]
+
+
+def _check_panel_structure(panel, css: str) -> None:
+    """A seqlite panel is a VBox widget with findable controls, a counts text and a PNG, shown through display."""
+    import ipywidgets
+    import matplotlib.pyplot as plt
+
+    assert isinstance(panel, ipywidgets.VBox)
+    classes = panel._dom_classes
+    assert "seqlite-panel" in classes and css in classes
+    assert bytes(panel.image.value).startswith(b"\x89PNG\r\n\x1a\n")
+    for control in panel.controls.values():
+        assert control.description, "controls must be findable by their description"
+    assert panel.text in panel.children and panel.image in panel.children
+    (shown,) = _displayed(panel)
+    assert shown["text/plain"] == repr(panel) and "PNG" not in shown["text/plain"]
+    assert shown["application/vnd.jupyter.widget-view+json"]["model_id"] == panel.model_id
+    assert not plt.get_fignums(), "rendered figures must be closed"
+
+
+@pytest.fixture
+def check_panel_structure():
+    """The structure and display check every widget panel passes (ipywidgets 7 and 8 alike)."""
+    return _check_panel_structure

@@ -15,7 +15,6 @@ import torch
 pytest.importorskip("ipywidgets")
 
 from seqlite import widgets as W
-from test_widgets import _displayed
 from seqlite.blocks import init_weights
 from seqlite.depths import path_length_counts, path_length_summary, receptive_fields
 from seqlite.layers import SeqConv2d
@@ -34,16 +33,12 @@ def _paths(html: str) -> list[int]:
     return [int(re.findall(r">([^<]*)</td>", row)[2].replace(",", "")) for row in rows]
 
 
-def test_structure_and_text_form():
+def test_structure_and_text_form(check_panel_structure):
     panel = W.DepthsPanel(in_channels=8, g=4, k=4, window=8)
-    classes = panel._dom_classes
-    assert "seqlite-panel" in classes and "seqlite-depths-panel" in classes
-    assert bytes(panel.image.value).startswith(PNG)
+    check_panel_structure(panel, "seqlite-depths-panel")
     assert [c.description for c in panel.controls.values()] == ["groups g", "channels per group k", "window"]
     assert panel.values == {"g": 4, "k": 4, "window": 8}
-    (bundle,) = _displayed(panel)
-    assert bundle["text/plain"] == "DepthsPanel(g=4, k=4, window=8)"
-    assert bundle["application/vnd.jupyter.widget-view+json"]["model_id"] == panel.model_id
+    assert repr(panel) == "DepthsPanel(g=4, k=4, window=8)"
     assert not plt.get_fignums(), "rendered figures must be closed"
 
 

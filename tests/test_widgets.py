@@ -13,18 +13,12 @@ import matplotlib
 
 matplotlib.use("Agg")
 
-import matplotlib.pyplot as plt
 import pytest
 import torch
 from torch import nn
 
 pytest.importorskip("ipywidgets")
 
-import ipywidgets
-from IPython.core.interactiveshell import InteractiveShell
-from IPython.display import display
-from IPython.utils.capture import capture_output
-from traitlets.config import Config
 
 from seqlite import widgets as W
 from seqlite.complexity import count_params
@@ -38,33 +32,9 @@ def _numbers(html: str) -> list[int]:
     return [int(n.replace(",", "")) for n in re.findall(r"\d[\d,]{3,}", html)]
 
 
-def _displayed(obj: object) -> list[dict]:
-    """What ``IPython.display.display(obj)`` publishes, as a notebook front end would receive it."""
-    config = Config()
-    config.HistoryManager.enabled = False  # no history database under the user's home
-    InteractiveShell.instance(config=config)  # display() only publishes inside a shell
-    with capture_output() as captured:
-        display(obj)
-    return [output.data for output in captured.outputs]
-
-
-def _check_structure(panel: W.Panel, css: str) -> None:
-    assert isinstance(panel, ipywidgets.VBox)
-    classes = panel._dom_classes
-    assert "seqlite-panel" in classes and css in classes
-    assert bytes(panel.image.value).startswith(PNG)
-    for control in panel.controls.values():
-        assert control.description, "controls must be findable by their description"
-    assert panel.text in panel.children and panel.image in panel.children
-    (shown,) = _displayed(panel)
-    assert shown["text/plain"] == repr(panel) and "PNG" not in shown["text/plain"]
-    assert shown["application/vnd.jupyter.widget-view+json"]["model_id"] == panel.model_id
-    assert not plt.get_fignums(), "rendered figures must be closed"
-
-
-def test_seqconv_panel_counts_follow_the_sliders():
+def test_seqconv_panel_counts_follow_the_sliders(check_panel_structure):
     panel = W.SeqConvPanel(in_channels=16, g=4, k=8)
-    _check_structure(panel, "seqlite-seqconv-panel")
+    check_panel_structure(panel, "seqlite-seqconv-panel")
     assert count_params(SeqConv2d(16, 32, 8)) in _numbers(panel.text.value)
     before = panel.image.value
     panel.g.value = 6
@@ -77,9 +47,9 @@ def test_seqconv_panel_counts_follow_the_sliders():
     assert panel.image.value != before and bytes(panel.image.value).startswith(PNG)
 
 
-def test_window_panel_counts_and_redraw():
+def test_window_panel_counts_and_redraw(check_panel_structure):
     panel = W.WindowPanel(in_channels=16, g=6, k=4, window=16)
-    _check_structure(panel, "seqlite-window-panel")
+    check_panel_structure(panel, "seqlite-window-panel")
     before = panel.image.value
     panel.window.value = 8
     dense, windowed, plain = _numbers(panel.text.value)
@@ -91,9 +61,9 @@ def test_window_panel_counts_and_redraw():
     assert "same as dense" in panel.text.value
 
 
-def test_bottleneck_panel_table_and_subgroup_options():
+def test_bottleneck_panel_table_and_subgroup_options(check_panel_structure):
     panel = W.BottleneckPanel(channels=64, k=16, subgroups=4)
-    _check_structure(panel, "seqlite-bottleneck-panel")
+    check_panel_structure(panel, "seqlite-bottleneck-panel")
     params = _numbers(panel.text.value)
     assert count_params(SeqConv2d(64, 64, 16, window=64, bottleneck=True)) in params
     assert count_params(SeqConv2d(64, 64, 16, window=64, bottleneck=True, subgroups=4)) in params
@@ -111,11 +81,11 @@ def test_bottleneck_panel_rounds_width_to_k():
     assert "64 &rarr; 64" in panel.text.value and "rounded up" in panel.text.value
 
 
-def test_layer_picker_lists_seqconv_layers_and_redraws():
+def test_layer_picker_lists_seqconv_layers_and_redraws(check_panel_structure):
     torch.manual_seed(0)
     model = seqresnet_cifar(4, 1, 1)
     picker = W.layer_picker(model)
-    _check_structure(picker, "seqlite-layer-picker")
+    check_panel_structure(picker, "seqlite-layer-picker")
     names = [n for n, m in model.named_modules() if isinstance(m, SeqConv2d)]
     assert list(picker.layer.options) == names
     assert picker.layer.value == "stages.0.0.layer_b"  # the layer Fig. 5 plots
