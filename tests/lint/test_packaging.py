@@ -80,3 +80,14 @@ def test_readme_model_table_matches_counted_parameters():
     for name, rest in rows:
         counted = re.findall(r"([\d.]+)M", rest)[1]
         assert f"{seqlite.count_params(seqlite.create_model(name)) / 1e6:.2f}" == counted, name
+
+
+def test_readme_model_table_errors_are_the_papers():
+    from seqlite import paper
+
+    readme = (ROOT / "README.md").read_text()
+    for name, rest in re.findall(r"^\| `(\w+)` \|(.*)$", readme, re.M):
+        last = rest.rstrip(" |").rsplit("|", 1)[1].strip()
+        row = paper.lookup(name, dataset="cifar10" if "_k" in name else "imagenet")
+        expected = (row.c10_error, row.c100_error) if "_k" in name else (row.top1_error, row.top5_error)
+        assert last == " / ".join(f"{e:.2f}" for e in expected), (name, last, expected)
