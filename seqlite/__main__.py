@@ -13,6 +13,7 @@ import argparse
 import ast
 import os
 import sys
+from dataclasses import MISSING, fields
 from pathlib import Path
 from typing import Any
 
@@ -58,42 +59,56 @@ def _model_args(text: str) -> dict[str, Any]:
         raise argparse.ArgumentTypeError(str(err)) from err
 
 
-def _train_parser(sub) -> None:
-    from .data import DATASETS
-    from .train import AMP_MODES, RECIPES
+def _typed(convert, check=None):
+    """An argparse ``type``: ``convert`` the text, then apply the field's ``check``."""
 
+    def parse(text: str):
+        try:
+            value = convert(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {convert.__name__ if convert is not int else 'an integer'}, "
+                                             f"got {text!r}") from None
+        problem = check(value) if check is not None else None
+        if problem:
+            raise argparse.ArgumentTypeError(f"{problem}, got {text!r}")
+        return value
+
+    parse.__name__ = convert.__name__  # what argparse names in "invalid ... value"
+    return parse
+
+
+_CONVERT = {"int": int, "float": float, "str": str}
+
+
+def _add_config_options(parser: argparse.ArgumentParser) -> None:
+    """One option per :class:`~seqlite.train.TrainConfig` field, with the field's default, help and check."""
+    from .train import TrainConfig
+
+    for f in fields(TrainConfig):
+        meta = dict(f.metadata)
+        flag = meta.get("flag", "--" + f.name.replace("_", "-"))
+        kwargs: dict[str, Any] = {"dest": f.name, "help": meta["help"].replace("%", "%%")}
+        default = f.default if f.default is not MISSING else f.default_factory()
+        if default not in (None, True, False, {}) and "default" not in meta["help"]:
+            kwargs["help"] += " (default: %(default)s)"
+        base = str(f.type).replace(" | None", "")
+        if base == "bool":
+            kwargs["action"] = "store_false" if default else "store_true"
+        elif base.startswith("dict"):
+            kwargs.update(type=_model_args, default={}, metavar=meta.get("metavar"))
+        else:
+            kwargs.update(type=_typed(_CONVERT[base], meta.get("check")), default=default)
+            if "choices" in meta:
+                kwargs["choices"] = meta["choices"]
+            if "metavar" in meta:
+                kwargs["metavar"] = meta["metavar"]
+        parser.add_argument(flag, **kwargs)
+
+
+def _train_parser(sub) -> None:
     p = sub.add_parser("train", help="train a model (the paper's recipe by default)",
-                       description="Train a SeqResNet; checkpoints and metrics.csv go to --out.")
-    p.add_argument("--model", default="seqresnet_k8_r4_n1", help="a registered model name (seqlite.list_models())")
-    p.add_argument("--model-args", default="", type=_model_args, metavar="K=V,...",
-                   help="overrides for the model builder, e.g. k=16,r=3 or n=(1,2,1)")
-    p.add_argument("--dataset", default="digits", choices=DATASETS)
-    p.add_argument("--data-dir", default=os.environ.get("SEQLITE_DATA_DIR", "data"),
-                   help="where datasets are read from / downloaded to (default: $SEQLITE_DATA_DIR or ./data)")
-    p.add_argument("--no-download", dest="download", action="store_false",
-                   help="never download; stop if the dataset is not in --data-dir")
-    p.add_argument("--no-verify-data", dest="verify_data", action="store_false",
-                   help="accept CIFAR files whose MD5 sums differ from the official ones")
-    p.add_argument("--holdout", type=int, default=0, metavar="N",
-                   help="hold out N training images and evaluate on them (paper 4.1: 5000)")
-    p.add_argument("--subset", type=int, metavar="N", help="train on N training images only (quick experiments)")
-    p.add_argument("--recipe", default="paper", choices=RECIPES,
-                   help="paper: SGD Nesterov 0.9, wd 1e-4, lr 0.1, CIFAR 300 epochs batch 64 lr/10 at 50%% and 75%%, "
-                        "ImageNet 100 epochs batch 256 lr/10 every 30; quick: same optimiser, short cosine schedule")
-    p.add_argument("--epochs", type=int, help="default: the recipe's")
-    p.add_argument("--batch-size", type=int, help="global batch size (default: the recipe's)")
-    p.add_argument("--lr", type=float, help="initial learning rate (default: the recipe's, 0.1)")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--device", default="auto", help="auto (CUDA when available), cpu, cuda, cuda:1, ...")
-    p.add_argument("--amp", default="off", choices=AMP_MODES, help="mixed precision (fp16 needs CUDA)")
-    p.add_argument("--channels-last", action="store_true", help="channels_last memory format (faster on GPUs)")
-    p.add_argument("--compile", action="store_true", help="torch.compile the model (for GPUs; slow to compile on CPU)")
-    p.add_argument("--sync-bn", action="store_true", help="SyncBatchNorm across torchrun processes (CUDA only)")
-    p.add_argument("--workers", type=int, help="data loader processes (default: 0 for digits, else up to 8)")
-    p.add_argument("--out", help="output folder (default: runs/MODEL-DATASET)")
-    p.add_argument("--resume", action="store_true", help="continue OUT/last.pt (start afresh if there is none)")
-    p.add_argument("--overwrite", action="store_true", help="start afresh even if OUT holds a run")
-    p.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bars")
+                       description="Train a SeqResNet; checkpoints, metrics.csv and config.json go to --out.")
+    _add_config_options(p)
 
 
 def _eval_parser(sub) -> None:
@@ -128,9 +143,7 @@ def train_config(args: argparse.Namespace | list[str]):
 
     if isinstance(args, list):
         args = build_parser().parse_args(["train", *args])
-    options = {k: v for k, v in vars(args).items() if k != "command"}
-    options["out"] = options["out"] or f"runs/{args.model}-{args.dataset}"
-    return TrainConfig(**options)
+    return TrainConfig(**{k: v for k, v in vars(args).items() if k != "command"})
 
 
 def _run_train(args: argparse.Namespace) -> int:

@@ -21,7 +21,7 @@ over the processes; only rank 0 prints, writes metrics and checkpoints.
 from __future__ import annotations
 
 import contextlib
-import csv
+import json
 import logging
 import math
 import os
@@ -39,11 +39,13 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset, DistributedSampler, RandomSampler, Subset
 
 from .checkpoint import capture_rng_state, load_checkpoint, restore_rng_state, save_checkpoint
-from .data import DATASETS, build_datasets
+from .data import DATASETS, DataSpec, build_datasets
+from .metrics import METRICS_COLUMNS, append_metrics, write_metrics
 from .registry import create_model
 
 __all__ = [
     "METRICS_COLUMNS",
+    "ConfigError",
     "NonFiniteLossError",
     "Recipe",
     "TrainConfig",
@@ -53,12 +55,10 @@ __all__ = [
     "evaluate",
     "evaluate_checkpoint",
     "recipe_for",
+    "resolve_device",
     "train",
 ]
 
-METRICS_COLUMNS = (
-    "epoch", "lr", "train_loss", "train_error", "test_loss", "test_error", "test_top5_error", "seconds",
-)
 RECIPES = ("paper", "quick")
 AMP_MODES = ("off", "bf16", "fp16")
 # What must match between a checkpoint and the command that resumes it.
@@ -98,61 +98,128 @@ def recipe_for(recipe: str, dataset: str) -> Recipe:
     return Recipe(quick_epochs, 256 if imagenet else 64, "cosine")
 
 
+def _positive_int(value: Any) -> str | None:
+    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+        return "must be a positive integer"
+    return None
+
+
+def _non_negative_int(value: Any) -> str | None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        return "must be a non-negative integer"
+    return None
+
+
+def _seed(value: Any) -> str | None:
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < 2**32:
+        return "must be an integer from 0 to 2**32 - 1"
+    return None
+
+
+def _positive_finite(value: Any) -> str | None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not (value > 0 and math.isfinite(value)):
+        return "must be a positive finite number"
+    return None
+
+
+def _device_name(value: Any) -> str | None:
+    if value == "auto":
+        return None
+    try:
+        torch.device(value)
+    except (RuntimeError, TypeError):
+        return "must be 'auto', 'cpu', 'cuda', 'cuda:N' or 'mps'"
+    return None
+
+
+def _option(default: Any = None, help: str = "", *, factory=None, **cli: Any) -> Any:
+    """A :class:`TrainConfig` field with its command-line help and check (``seqlite train`` reads them).
+
+    ``cli`` may hold ``check`` (value -> problem or None), ``choices``, ``metavar``, ``flag`` (the
+    option's name when it is not ``--field-name``) and ``cli=False`` (no option).
+    """
+    metadata = {"help": help, **cli}
+    if factory is not None:
+        return field(default_factory=factory, metadata=metadata)
+    return field(default=default, metadata=metadata)
+
+
 @dataclass
 class TrainConfig:
-    """Everything about one run. ``None`` means "the recipe's value"."""
+    """Everything about one run. ``None`` means "the recipe's value".
 
-    model: str = "seqresnet_k8_r4_n1"
-    model_args: dict[str, Any] = field(default_factory=dict)  # overrides for create_model
-    dataset: str = "digits"
-    data_dir: str = "data"
-    download: bool = True
-    verify_data: bool = True  # check CIFAR files against the official MD5 sums
-    holdout: int = 0  # training images held out as the validation set (paper 4.1: 5000)
-    subset: int | None = None  # train on this many images only (a fixed random choice; quick tests)
-    recipe: str = "paper"
-    epochs: int | None = None
-    batch_size: int | None = None  # global batch, split over torchrun processes
-    lr: float | None = None
-    seed: int = 0
-    device: str = "auto"  # auto, cpu, cuda, cuda:1, mps...
-    amp: str = "off"
-    channels_last: bool = False
-    compile: bool = False
-    sync_bn: bool = False
-    workers: int | None = None  # None: 0 for the in-memory digits, else up to 8
-    out: str = "runs/train"
-    resume: bool = False
-    overwrite: bool = False  # start afresh even if ``out`` holds a run
-    progress: bool = True
+    Each field's metadata holds the help text and the check of the ``seqlite train`` option
+    built from it, so the command line and this class cannot disagree on defaults.
+    """
+
+    model: str = _option("seqresnet_k8_r4_n1", "a registered model name (seqlite.list_models())")
+    model_args: dict[str, Any] = _option(
+        factory=dict, help="overrides for the model builder, e.g. k=16,r=3 or n=(1,2,1)", metavar="K=V,...")
+    dataset: str = _option("digits", "digits: the embedded 8x8 digits (no download)", choices=DATASETS)
+    data_dir: str = _option(
+        factory=lambda: os.environ.get("SEQLITE_DATA_DIR", "data"),
+        help="where datasets are read from / downloaded to (default: $SEQLITE_DATA_DIR or ./data)")
+    download: bool = _option(True, "never download; stop if the dataset is not in --data-dir", flag="--no-download")
+    verify_data: bool = _option(True, "accept CIFAR files whose MD5 sums differ from the official ones",
+                                flag="--no-verify-data")
+    holdout: int = _option(0, "hold out N training images and evaluate on them (paper 4.1: 5000)",
+                           check=_non_negative_int, metavar="N")
+    subset: int | None = _option(None, "train on N training images only, a fixed random choice (quick experiments)",
+                                 check=_positive_int, metavar="N")
+    recipe: str = _option(
+        "paper",
+        "paper: SGD Nesterov 0.9, wd 1e-4, lr 0.1, CIFAR 300 epochs batch 64 lr/10 at 50% and 75%, ImageNet 100 "
+        "epochs batch 256 lr/10 every 30; quick: same optimiser, short cosine schedule", choices=RECIPES)
+    epochs: int | None = _option(None, "default: the recipe's", check=_positive_int)
+    batch_size: int | None = _option(None, "global batch size, split over torchrun processes (default: the recipe's)",
+                                     check=_positive_int)
+    lr: float | None = _option(None, "initial learning rate (default: the recipe's, 0.1)", check=_positive_finite)
+    seed: int = _option(0, "seeds the weights, data order, dropout and augmentation", check=_seed)
+    device: str = _option("auto", "auto (CUDA when available), cpu, cuda, cuda:1, mps, ...", check=_device_name)
+    amp: str = _option("off", "mixed precision (fp16 needs CUDA)", choices=AMP_MODES)
+    channels_last: bool = _option(False, "channels_last memory format (faster on GPUs)")
+    compile: bool = _option(False, "torch.compile the model (for GPUs; slow to compile on CPU)")
+    sync_bn: bool = _option(False, "SyncBatchNorm across torchrun processes (CUDA only)")
+    workers: int | None = _option(None, "data loader processes (default: 0 for the in-memory digits, else up to 8)",
+                                  check=_non_negative_int)
+    out: str | None = _option(None, "output folder (default: runs/MODEL-DATASET)")
+    resume: bool = _option(False, "continue OUT/last.pt (start afresh if there is none)")
+    overwrite: bool = _option(False, "start afresh even if OUT holds a run")
+    progress: bool = _option(True, "no progress bars", flag="--no-progress")
 
     def resolved(self) -> TrainConfig:
         """A copy with the recipe's values filled in and every field checked."""
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if "choices" in f.metadata and value not in f.metadata["choices"]:
+                raise ConfigError(f.name, f"{f.name} must be one of {', '.join(f.metadata['choices'])}; got {value!r}")
         recipe = recipe_for(self.recipe, self.dataset)
         cfg = replace(
             self,
             epochs=recipe.epochs if self.epochs is None else self.epochs,
             batch_size=recipe.batch_size if self.batch_size is None else self.batch_size,
-            lr=recipe.lr if self.lr is None else float(self.lr),
+            lr=recipe.lr if self.lr is None else self.lr,
             workers=(0 if self.dataset == "digits" else min(8, os.cpu_count() or 1))
             if self.workers is None
             else self.workers,
             model_args=dict(self.model_args),
+            out=f"runs/{self.model}-{self.dataset}" if self.out is None else str(self.out),
         )
-        for name in ("epochs", "batch_size"):
-            value = getattr(cfg, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-                raise ValueError(f"{name} must be a positive integer, got {value!r}")
-        if not (cfg.lr > 0 and math.isfinite(cfg.lr)):
-            raise ValueError(f"lr must be a positive finite number, got {cfg.lr!r}")
-        if cfg.amp not in AMP_MODES:
-            raise ValueError(f"amp must be one of {', '.join(AMP_MODES)}; got {cfg.amp!r}")
-        if cfg.subset is not None and (isinstance(cfg.subset, bool) or not isinstance(cfg.subset, int)
-                                       or cfg.subset <= 0):
-            raise ValueError(f"subset must be a positive integer or None, got {cfg.subset!r}")
-        if cfg.workers < 0:
-            raise ValueError(f"workers must be >= 0, got {cfg.workers!r}")
+        for f in fields(cfg):
+            value, check = getattr(cfg, f.name), f.metadata.get("check")
+            problem = check(value) if check is not None and value is not None else None
+            if problem:
+                raise ConfigError(f.name, f"{f.name} {problem}, got {value!r}")
+        cfg.lr = float(cfg.lr)
         return cfg
+
+
+class ConfigError(ValueError):
+    """A :class:`TrainConfig` field has a value it cannot have; ``option`` names the field."""
+
+    def __init__(self, option: str, message: str):
+        self.option = option
+        super().__init__(message)
 
 
 def build_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.SGD:
@@ -206,24 +273,37 @@ class _Process:
         return self.rank == 0
 
 
+def resolve_device(device: str) -> torch.device:
+    """``"auto"`` (CUDA when available) or a device name this machine has; ``ConfigError`` otherwise."""
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    problem = _device_name(device)
+    if problem:
+        raise ConfigError("device", f"device {problem}, got {device!r}")
+    dev = torch.device(device)
+    if dev.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ConfigError("device", f"device {device!r} was asked for but CUDA is not available; use --device cpu")
+        if dev.index is not None and dev.index >= torch.cuda.device_count():
+            raise ConfigError("device", f"device {device!r}: this machine has {torch.cuda.device_count()} CUDA "
+                                        "device(s), numbered from 0")
+    elif dev.type == "mps" and not torch.backends.mps.is_available():
+        raise ConfigError("device", f"device {device!r} was asked for but MPS is not available; use --device cpu")
+    elif dev.type not in ("cpu", "cuda", "mps"):
+        raise ConfigError("device", f"device {device!r} is not supported; use 'auto', 'cpu', 'cuda' or 'mps'")
+    return dev
+
+
 def _start_processes(device: str) -> tuple[_Process, torch.device]:
     """Join torchrun's process group when there is one; pick this process's device."""
     world_size = int(os.environ.get("WORLD_SIZE", "1"))
     proc = _Process()
     if world_size > 1:
         proc = _Process(int(os.environ["RANK"]), world_size, int(os.environ.get("LOCAL_RANK", "0")))
-    if device == "auto":
-        device = "cuda" if torch.cuda.is_available() else "cpu"
-    try:
-        dev = torch.device(device)
-    except RuntimeError:
-        raise ValueError(f"device must be 'auto', 'cpu', 'cuda', 'cuda:N' or 'mps'; got {device!r}") from None
-    if dev.type == "cuda":
-        if not torch.cuda.is_available():
-            raise ValueError(f"device {device!r} was asked for but CUDA is not available; use --device cpu")
-        if world_size > 1:
-            dev = torch.device("cuda", proc.local_rank)
-            torch.cuda.set_device(dev)
+    dev = resolve_device(device)
+    if dev.type == "cuda" and world_size > 1:
+        dev = torch.device("cuda", proc.local_rank)
+        torch.cuda.set_device(dev)
     if world_size > 1 and not dist.is_initialized():
         dist.init_process_group("nccl" if dev.type == "cuda" else "gloo")
     return proc, dev
@@ -367,37 +447,51 @@ def evaluate(
     return {"loss": loss_sum / seen, "error": 100 * wrong1 / seen, "top5_error": 100 * wrong5 / seen}
 
 
-# --- the run ----------------------------------------------------------------------------
+# --- the run, step by step ---------------------------------------------------------------
 
 
-def _build_model(cfg: TrainConfig, num_classes: int, in_chans: int) -> nn.Module:
-    args = {"num_classes": num_classes, "in_chans": in_chans, **cfg.model_args}
-    return create_model(cfg.model, **args)
+RUN_FILES = ("last.pt", "best.pt", "metrics.csv", "config.json")
 
 
-def _write_metrics(path: Path, history: list[dict[str, float]]) -> None:
-    """Rewrite ``metrics.csv`` from the history (after a resume: exactly the saved epochs)."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=METRICS_COLUMNS)
-        writer.writeheader()
-        writer.writerows(history)
-    os.replace(tmp, path)
+@dataclass(frozen=True)
+class RunFolder:
+    """The files of a run in ``out``: checkpoints, metrics and the resolved configuration."""
+
+    path: Path
+
+    @property
+    def last(self) -> Path:
+        return self.path / "last.pt"
+
+    @property
+    def best(self) -> Path:
+        return self.path / "best.pt"
+
+    @property
+    def metrics(self) -> Path:
+        return self.path / "metrics.csv"
+
+    @property
+    def config(self) -> Path:
+        return self.path / "config.json"
 
 
-def _append_metrics(path: Path, row: dict[str, float]) -> None:
-    with open(path, "a", newline="") as f:
-        csv.DictWriter(f, fieldnames=METRICS_COLUMNS).writerow(row)
+@dataclass
+class _Progress:
+    """Where the run stands: epochs done, their metrics rows, the best error, RNG states to restore."""
+
+    epoch: int = 0
+    history: list[dict[str, float]] = field(default_factory=list)
+    best_error: float = math.inf
+    rng: dict[str, Any] | None = None
 
 
-def _check_resumable(saved: dict[str, Any], cfg: TrainConfig, path: Path) -> None:
-    ours = asdict(cfg)
-    differ = [f"{k}: checkpoint {saved.get(k)!r}, now {ours[k]!r}" for k in _RUN_IDENTITY if saved.get(k) != ours[k]]
-    if differ:
-        raise ValueError(
-            f"cannot resume {path}: the run was started with other settings ({'; '.join(differ)}). "
-            "Repeat the original options, or choose another --out."
-        )
+@dataclass
+class _Loaders:
+    train: DataLoader
+    test: DataLoader
+    sampler: RandomSampler | DistributedSampler
+    generator: torch.Generator  # reseeded with (seed, epoch) before every epoch
 
 
 def train(cfg: TrainConfig) -> TrainResult:
@@ -419,36 +513,90 @@ def train(cfg: TrainConfig) -> TrainResult:
 
 
 def _run(cfg: TrainConfig, proc: _Process, device: torch.device, tqdm) -> TrainResult:
-    if cfg.amp == "fp16" and device.type != "cuda":
-        raise ValueError(f"amp 'fp16' needs a CUDA device (found {device}); use amp 'bf16' or 'off'")
-    if cfg.sync_bn and proc.world_size > 1 and device.type != "cuda":
-        raise ValueError(f"sync_bn needs CUDA devices (PyTorch's SyncBatchNorm is GPU-only); found {device}")
-    if cfg.batch_size % proc.world_size:
-        raise ValueError(f"batch_size {cfg.batch_size} must be divisible by the {proc.world_size} processes")
     say = tqdm.write if proc.main else (lambda *a, **k: None)
-    out = Path(cfg.out)
-    last_path, best_path, metrics_path = out / "last.pt", out / "best.pt", out / "metrics.csv"
-    resuming = cfg.resume and last_path.exists()
-    if last_path.exists() and not cfg.resume and not cfg.overwrite:
+    _check_run_options(cfg, proc, device)
+    run = RunFolder(Path(cfg.out))
+    resuming = _check_run_folder(run, cfg)
+    spec = _build_data(cfg, proc)  # before anything is written: a missing dataset stops here
+    net, optimizer, scheduler, scaler = _build_training(cfg, spec, proc, device)
+    progress = _Progress()
+    if resuming:
+        progress = _restore(run.last, cfg, proc, net, optimizer, scheduler, scaler)
+        say(f"resuming {run.last} after epoch {progress.epoch}/{cfg.epochs}")
+    elif cfg.resume:
+        say(f"no checkpoint in {run.path} yet; starting from scratch")
+    model = _wrap_model(net, cfg, proc, device)
+    loaders = _build_loaders(spec, cfg, proc, device)
+    if proc.main:
+        _prepare_run_folder(run, cfg, progress, resuming)
+        say(_describe_run(cfg, net, spec, proc, device))
+
+    if progress.rng is not None:
+        restore_rng_state(progress.rng)
+    elif proc.world_size > 1:
+        _seed_everything(cfg.seed + proc.rank)  # different dropout and augmentation in each process
+
+    def bar_factory(iterable, **kwargs):
+        return tqdm(iterable, disable=not (proc.main and cfg.progress), dynamic_ncols=True, **kwargs)
+
+    for epoch in range(progress.epoch, cfg.epochs):
+        row = _run_epoch(model, net, loaders, optimizer, scheduler, scaler, cfg, epoch, device, proc, bar_factory)
+        progress.history.append(row)
+        progress.epoch = epoch + 1
+        improved = row["test_error"] < progress.best_error
+        progress.best_error = min(progress.best_error, row["test_error"])
+        _save_epoch(run, cfg, spec, proc, net, optimizer, scheduler, scaler, progress, improved)
+        say(_describe_epoch(row, cfg, spec) + (" *best*" if improved else ""))
+    return TrainResult(out=run.path, history=progress.history, best_error=progress.best_error)
+
+
+def _check_run_options(cfg: TrainConfig, proc: _Process, device: torch.device) -> None:
+    """Options that only make sense on some devices or process counts."""
+    if cfg.amp == "fp16" and device.type != "cuda":
+        raise ConfigError("amp", f"amp 'fp16' needs a CUDA device (found {device}); use amp 'bf16' or 'off'")
+    if cfg.sync_bn and proc.world_size > 1 and device.type != "cuda":
+        raise ConfigError(
+            "sync_bn", f"sync_bn needs CUDA devices (PyTorch's SyncBatchNorm is GPU-only); found {device}")
+    if cfg.batch_size % proc.world_size:
+        raise ConfigError(
+            "batch_size", f"batch_size {cfg.batch_size} must be divisible by the {proc.world_size} processes")
+
+
+def _check_run_folder(run: RunFolder, cfg: TrainConfig) -> bool:
+    """Whether this run continues the one in ``run``; refuses to replace a run unasked."""
+    if run.last.exists() and not cfg.resume and not cfg.overwrite:
         raise FileExistsError(
-            f"{out} already holds a run ({last_path}); pass --resume to continue it, --overwrite to start "
+            f"{run.path} already holds a run ({run.last}); pass --resume to continue it, --overwrite to start "
             "afresh there, or choose another --out"
         )
+    return cfg.resume and run.last.exists()
 
-    # Data first: a missing dataset should stop the run before anything is written.
-    def datasets(download: bool):
+
+def _build_data(cfg: TrainConfig, proc: _Process) -> DataSpec:
+    """The training and test sets; only rank 0 downloads, the others wait and read the files."""
+
+    def datasets(download: bool) -> DataSpec:
         return build_datasets(cfg.dataset, cfg.data_dir, download=download, holdout=cfg.holdout,
                               verify_checksums=cfg.verify_data)
 
     spec = datasets(cfg.download) if proc.main else None
     if proc.world_size > 1:
-        dist.barrier()  # rank 0 may have downloaded; the others read the files now
+        dist.barrier()
     if not proc.main:
         spec = datasets(False)
     if cfg.subset is not None and cfg.subset < len(spec.train):
         chosen = torch.randperm(len(spec.train), generator=torch.Generator().manual_seed(cfg.seed))[: cfg.subset]
         spec.train = Subset(spec.train, chosen.sort().values.tolist())
+    return spec
 
+
+def _build_model(cfg: TrainConfig, num_classes: int, in_chans: int) -> nn.Module:
+    args = {"num_classes": num_classes, "in_chans": in_chans, **cfg.model_args}
+    return create_model(cfg.model, **args)
+
+
+def _build_training(cfg: TrainConfig, spec: DataSpec, proc: _Process, device: torch.device):
+    """The network (seeded), its optimiser and schedule (paper 4.2) and the fp16 loss scaler."""
     _seed_everything(cfg.seed)
     net = _build_model(cfg, spec.num_classes, spec.in_chans)
     if cfg.sync_bn and proc.world_size > 1:
@@ -459,23 +607,35 @@ def _run(cfg: TrainConfig, proc: _Process, device: torch.device, tqdm) -> TrainR
     optimizer = build_optimizer(net, cfg)
     scheduler = build_scheduler(optimizer, cfg)
     scaler = torch.amp.GradScaler("cuda") if cfg.amp == "fp16" else None
+    return net, optimizer, scheduler, scaler
 
-    start_epoch, history, best_error, rng = 0, [], math.inf, None
-    if resuming:
-        ckpt = load_checkpoint(last_path, required=("model", "optimizer", "scheduler", "epoch", "config", "rng"))
-        _check_resumable(ckpt["config"], cfg, last_path)
-        net.load_state_dict(ckpt["model"])
-        optimizer.load_state_dict(ckpt["optimizer"])
-        scheduler.load_state_dict(ckpt["scheduler"])
-        if scaler is not None and ckpt.get("scaler"):
-            scaler.load_state_dict(ckpt["scaler"])
-        start_epoch, history, best_error = ckpt["epoch"], list(ckpt["history"]), ckpt["best_error"]
-        rng = ckpt["rng"][proc.rank] if len(ckpt["rng"]) == proc.world_size else ckpt["rng"][0]
-        say(f"resuming {last_path} after epoch {start_epoch}/{cfg.epochs}")
-    elif cfg.resume:
-        say(f"no checkpoint in {out} yet; starting from scratch")
 
-    model: nn.Module = net
+def _check_resumable(saved: dict[str, Any], cfg: TrainConfig, path: Path) -> None:
+    ours = asdict(cfg)
+    differ = [f"{k}: checkpoint {saved.get(k)!r}, now {ours[k]!r}" for k in _RUN_IDENTITY if saved.get(k) != ours[k]]
+    if differ:
+        raise ValueError(
+            f"cannot resume {path}: the run was started with other settings ({'; '.join(differ)}). "
+            "Repeat the original options, or choose another --out."
+        )
+
+
+def _restore(path: Path, cfg: TrainConfig, proc: _Process, net, optimizer, scheduler, scaler) -> _Progress:
+    """Load every state of ``path`` into the run; returns where it stood."""
+    ckpt = load_checkpoint(path, required=("model", "optimizer", "scheduler", "epoch", "config", "rng"))
+    _check_resumable(ckpt["config"], cfg, path)
+    net.load_state_dict(ckpt["model"])
+    optimizer.load_state_dict(ckpt["optimizer"])
+    scheduler.load_state_dict(ckpt["scheduler"])
+    if scaler is not None and ckpt.get("scaler"):
+        scaler.load_state_dict(ckpt["scaler"])
+    rng = ckpt["rng"][proc.rank] if len(ckpt["rng"]) == proc.world_size else ckpt["rng"][0]
+    return _Progress(ckpt["epoch"], list(ckpt["history"]), ckpt["best_error"], rng)
+
+
+def _wrap_model(net: nn.Module, cfg: TrainConfig, proc: _Process, device: torch.device) -> nn.Module:
+    """What the training steps call: ``net`` under DDP and/or ``torch.compile`` when asked."""
+    model = net
     if proc.world_size > 1:
         model = nn.parallel.DistributedDataParallel(net, device_ids=[device.index] if device.type == "cuda" else None)
     if cfg.compile:
@@ -484,107 +644,129 @@ def _run(cfg: TrainConfig, proc: _Process, device: torch.device, tqdm) -> TrainR
             # irrelevant on a CPU-only machine.
             logging.getLogger("torch.utils.cpp_extension").setLevel(logging.ERROR)
         model = torch.compile(model)
+    return model
 
-    # Each process shuffles its own share; the order depends only on (seed, epoch).
+
+def _build_loaders(spec: DataSpec, cfg: TrainConfig, proc: _Process, device: torch.device) -> _Loaders:
+    """Each process shuffles its own share; the order depends only on (seed, epoch)."""
     train_gen = torch.Generator()
     if proc.world_size > 1:
-        train_sampler = DistributedSampler(spec.train, proc.world_size, proc.rank, shuffle=True, seed=cfg.seed)
+        sampler = DistributedSampler(spec.train, proc.world_size, proc.rank, shuffle=True, seed=cfg.seed)
         test_set = Subset(spec.test, range(proc.rank, len(spec.test), proc.world_size))
     else:
-        train_sampler = RandomSampler(spec.train, generator=train_gen)
+        sampler = RandomSampler(spec.train, generator=train_gen)
         test_set = spec.test
     per_process_batch = cfg.batch_size // proc.world_size
     # The loader gets a generator of its own: persistent workers draw their base seed from it once,
     # in the first epoch a process runs; drawn from train_gen, that would shift the order of later
     # epochs by where the run (or its resume) started.
-    train_loader = _loader(spec.train, per_process_batch, cfg, device, train_sampler,
-                           torch.Generator().manual_seed(cfg.seed))
+    train_loader = _loader(spec.train, per_process_batch, cfg, device, sampler, torch.Generator().manual_seed(cfg.seed))
     test_loader = _loader(test_set, max(per_process_batch, 256), cfg, device, None, torch.Generator())
+    return _Loaders(train_loader, test_loader, sampler, train_gen)
 
-    if proc.main:
-        out.mkdir(parents=True, exist_ok=True)
-        if not resuming:
-            # A fresh run (--overwrite): an old last.pt must not be resumed as if it were this run's.
-            last_path.unlink(missing_ok=True)
-            best_path.unlink(missing_ok=True)
-        _write_metrics(metrics_path, history)
-        n_params = sum(p.numel() for p in net.parameters())
-        say(
-            f"{cfg.model} ({n_params / 1e6:.2f}M parameters) on {cfg.dataset}: {len(spec.train)} training, "
-            f"{len(spec.test)} {spec.test_split} images; {cfg.epochs} epoch{'s' * (cfg.epochs != 1)}, "
-            f"batch {cfg.batch_size}, lr {cfg.lr:g} ({cfg.recipe} recipe); {device}"
-            + (f" x {proc.world_size} processes" if proc.world_size > 1 else "")
-            + f"; writing to {out}"
-        )
 
-    def bar_factory(iterable, **kwargs):
-        return tqdm(iterable, disable=not (proc.main and cfg.progress), dynamic_ncols=True, **kwargs)
+def _prepare_run_folder(run: RunFolder, cfg: TrainConfig, progress: _Progress, resuming: bool) -> None:
+    """Make ``out``; write ``config.json`` and ``metrics.csv`` (after a resume: the checkpointed epochs)."""
+    run.path.mkdir(parents=True, exist_ok=True)
+    if not resuming:
+        # A fresh run (--overwrite): an old last.pt must not be resumed as if it were this run's.
+        run.last.unlink(missing_ok=True)
+        run.best.unlink(missing_ok=True)
+    _write_json(run.config, asdict(cfg))
+    write_metrics(run.metrics, progress.history)
 
-    if rng is not None:
-        restore_rng_state(rng)
-    elif proc.world_size > 1:
-        _seed_everything(cfg.seed + proc.rank)  # different dropout and augmentation in each process
 
-    for epoch in range(start_epoch, cfg.epochs):
-        began = time.perf_counter()
-        train_gen.manual_seed(_epoch_seed(cfg.seed, epoch))
-        if isinstance(train_sampler, DistributedSampler):
-            train_sampler.set_epoch(epoch)
-        lr = optimizer.param_groups[0]["lr"]
-        train_stats = _train_epoch(model, train_loader, optimizer, scaler, cfg, epoch, device, proc, bar_factory)
-        if proc.world_size > 1:
-            # Each process updated its own BatchNorm running statistics in its last step; evaluate
-            # (and save) rank 0's everywhere, as DDP's next forward would.
-            for buffer in net.buffers():
-                dist.broadcast(buffer, 0)
-        # The bare network, not the DDP wrapper: the processes' shares of the test set may differ
-        # by one batch, and DDP's forward could wait for a partner that has finished.
-        test_stats = evaluate(net, test_loader, device, cfg.amp, cfg.channels_last, _proc=proc)
-        scheduler.step()
-        row = {
-            "epoch": epoch + 1,
-            "lr": lr,
-            **train_stats,
-            "test_loss": test_stats["loss"],
-            "test_error": test_stats["error"],
-            "test_top5_error": test_stats["top5_error"],
-            "seconds": time.perf_counter() - began,
-        }
-        history.append(row)
-        improved = row["test_error"] < best_error
-        best_error = min(best_error, row["test_error"])
-        rng_states = [capture_rng_state()]
-        if proc.world_size > 1:
-            rng_states = [None] * proc.world_size
-            dist.all_gather_object(rng_states, capture_rng_state())
-        if proc.main:
-            state = {
-                "model": net.state_dict(),
-                "optimizer": optimizer.state_dict(),
-                "scheduler": scheduler.state_dict(),
-                "scaler": scaler.state_dict() if scaler is not None else None,
-                "epoch": epoch + 1,
-                "best_error": best_error,
-                "history": history,
-                "config": asdict(cfg),
-                "num_classes": spec.num_classes,
-                "in_chans": spec.in_chans,
-                "rng": rng_states,
-                "world_size": proc.world_size,
-            }
-            # Checkpoint before the metrics row: a kill in between loses no checkpointed epoch,
-            # and a resume rewrites metrics.csv from the checkpoint's history.
-            save_checkpoint(state, last_path)
-            if improved:
-                save_checkpoint(state, best_path)
-            _append_metrics(metrics_path, row)
-            say(
-                f"epoch {epoch + 1}/{cfg.epochs}: lr {lr:g}, train loss {row['train_loss']:.4f} error "
-                f"{row['train_error']:.2f}%, {spec.test_split} loss {row['test_loss']:.4f} error "
-                f"{row['test_error']:.2f}% (top-5 {row['test_top5_error']:.2f}%), {row['seconds']:.1f} s"
-                + (" *best*" if improved else "")
-            )
-    return TrainResult(out=out, history=history, best_error=best_error)
+def _write_json(path: Path, data: dict[str, Any]) -> None:
+    """``data`` as indented JSON, replaced atomically (tuples in model_args become lists)."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    try:
+        tmp.write_text(json.dumps(data, indent=2, default=str) + "\n")
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def _describe_run(cfg: TrainConfig, net: nn.Module, spec: DataSpec, proc: _Process, device: torch.device) -> str:
+    n_params = sum(p.numel() for p in net.parameters())
+    return (
+        f"{cfg.model} ({n_params / 1e6:.2f}M parameters) on {cfg.dataset}: {len(spec.train)} training, "
+        f"{len(spec.test)} {spec.test_split} images; {cfg.epochs} epoch{'s' * (cfg.epochs != 1)}, "
+        f"batch {cfg.batch_size}, lr {cfg.lr:g} ({cfg.recipe} recipe); {device}"
+        + (f" x {proc.world_size} processes" if proc.world_size > 1 else "")
+        + f"; writing to {cfg.out}"
+    )
+
+
+def _run_epoch(model, net, loaders: _Loaders, optimizer, scheduler, scaler, cfg: TrainConfig, epoch: int,
+               device: torch.device, proc: _Process, bar_factory) -> dict[str, float]:
+    """Train one epoch, evaluate, step the schedule; returns the epoch's metrics row."""
+    began = time.perf_counter()
+    loaders.generator.manual_seed(_epoch_seed(cfg.seed, epoch))
+    if isinstance(loaders.sampler, DistributedSampler):
+        loaders.sampler.set_epoch(epoch)
+    lr = optimizer.param_groups[0]["lr"]
+    train_stats = _train_epoch(model, loaders.train, optimizer, scaler, cfg, epoch, device, proc, bar_factory)
+    if proc.world_size > 1:
+        # Each process updated its own BatchNorm running statistics in its last step; evaluate
+        # (and save) rank 0's everywhere, as DDP's next forward would.
+        for buffer in net.buffers():
+            dist.broadcast(buffer, 0)
+    # The bare network, not the DDP wrapper: the processes' shares of the test set may differ
+    # by one batch, and DDP's forward could wait for a partner that has finished.
+    test_stats = evaluate(net, loaders.test, device, cfg.amp, cfg.channels_last, _proc=proc)
+    scheduler.step()
+    return {
+        "epoch": epoch + 1,
+        "lr": lr,
+        **train_stats,
+        "test_loss": test_stats["loss"],
+        "test_error": test_stats["error"],
+        "test_top5_error": test_stats["top5_error"],
+        "seconds": time.perf_counter() - began,
+    }
+
+
+def _save_epoch(run: RunFolder, cfg: TrainConfig, spec: DataSpec, proc: _Process, net, optimizer, scheduler,
+                scaler, progress: _Progress, improved: bool) -> None:
+    """Checkpoint the finished epoch (``last.pt``, ``best.pt`` on a new best) and add its metrics row."""
+    rng_states = [capture_rng_state()]
+    if proc.world_size > 1:
+        rng_states = [None] * proc.world_size
+        dist.all_gather_object(rng_states, capture_rng_state())
+    if not proc.main:
+        return
+    state = {
+        "model": net.state_dict(),
+        "optimizer": optimizer.state_dict(),
+        "scheduler": scheduler.state_dict(),
+        "scaler": scaler.state_dict() if scaler is not None else None,
+        "epoch": progress.epoch,
+        "best_error": progress.best_error,
+        "history": progress.history,
+        "config": asdict(cfg),
+        "num_classes": spec.num_classes,
+        "in_chans": spec.in_chans,
+        "rng": rng_states,
+        "world_size": proc.world_size,
+    }
+    # Checkpoint before the metrics row: a kill in between loses no checkpointed epoch,
+    # and a resume rewrites metrics.csv from the checkpoint's history.
+    save_checkpoint(state, run.last)
+    if improved:
+        save_checkpoint(state, run.best)
+    append_metrics(run.metrics, progress.history[-1])
+
+
+def _describe_epoch(row: dict[str, float], cfg: TrainConfig, spec: DataSpec) -> str:
+    return (
+        f"epoch {row['epoch']}/{cfg.epochs}: lr {row['lr']:g}, train loss {row['train_loss']:.4f} error "
+        f"{row['train_error']:.2f}%, {spec.test_split} loss {row['test_loss']:.4f} error "
+        f"{row['test_error']:.2f}% (top-5 {row['test_top5_error']:.2f}%), {row['seconds']:.1f} s"
+    )
+
+
+# --- evaluating a checkpoint ------------------------------------------------------------
 
 
 def evaluate_checkpoint(
@@ -616,14 +798,13 @@ def evaluate_checkpoint(
         )
     known = {f.name for f in fields(TrainConfig)}
     cfg = TrainConfig(**{k: v for k, v in saved.items() if k in known})
-    if device == "auto":
-        device = "cuda" if torch.cuda.is_available() else "cpu"
+    device = resolve_device(device)
     net = _build_model(cfg, ckpt["num_classes"], ckpt["in_chans"])
     net.load_state_dict(ckpt["model"])
     net.to(device)
     cfg = replace(cfg, workers=(0 if dataset == "digits" else min(8, os.cpu_count() or 1)) if workers is None
                   else workers)
-    loader = _loader(spec.test, batch_size, cfg, torch.device(device), None, None)
+    loader = _loader(spec.test, batch_size, cfg, device, None, None)
     stats = evaluate(net, loader, device)
     return {"top1_error": stats["error"], "top5_error": stats["top5_error"], "loss": stats["loss"],
             "images": len(spec.test), "split": spec.test_split}

@@ -13,7 +13,6 @@ and printed without drawing.
 
 from __future__ import annotations
 
-import csv
 import io
 import math
 import os
@@ -24,7 +23,7 @@ import torch
 from torch import Tensor, nn
 
 from .layers import SeqConv2d, check_seqconv_config, group_views, seqconv_param_count, window_mask
-from .train import METRICS_COLUMNS  # the columns of the metrics.csv that `seqlite train` writes
+from .metrics import read_metrics  # reads the metrics.csv that `seqlite train` writes
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
@@ -463,36 +462,6 @@ def seqconv_layers(model: nn.Module) -> list[tuple[str, SeqConv2d]]:
 # --------------------------------------------------------------------------- training curves
 
 
-def read_metrics(source: str | os.PathLike | Iterable[Mapping[str, Any]]) -> list[dict[str, float]]:
-    """Rows of a training ``metrics.csv`` (or already-read rows) as floats.
-
-    Needs ``epoch`` and at least one of the loss/error columns of :data:`METRICS_COLUMNS`;
-    empty cells (e.g. no test evaluation that epoch) become NaN.
-    """
-    if isinstance(source, (str, os.PathLike)):
-        with open(source, newline="") as f:
-            raw_rows: list[Mapping[str, Any]] = list(csv.DictReader(f))
-    else:
-        raw_rows = list(source)
-    if not raw_rows:
-        raise ValueError("metrics must contain at least one row (one epoch)")
-    columns = set(raw_rows[0])
-    if "epoch" not in columns or not columns & {"train_loss", "train_error", "test_loss", "test_error"}:
-        raise ValueError(f"metrics must have the columns {', '.join(METRICS_COLUMNS)}; got {sorted(columns)}")
-    rows = []
-    for raw in raw_rows:
-        row = {}
-        for key, value in raw.items():
-            if key is None:
-                continue
-            try:
-                row[key] = float("nan") if value in ("", None) else float(value)
-            except (TypeError, ValueError):
-                continue  # a text column the plot does not use
-        rows.append(row)
-    return rows
-
-
 def plot_training_curves(
     metrics: str | os.PathLike | Iterable[Mapping[str, Any]],
     ax: Sequence[Axes] | None = None,
@@ -503,7 +472,7 @@ def plot_training_curves(
     """Train/test error and loss vs epoch, as Fig. 4 plots training curves.
 
     ``metrics`` is the path of the ``metrics.csv`` the training command writes
-    (columns :data:`METRICS_COLUMNS`, errors in percent) or its rows as mappings;
+    (columns :data:`seqlite.metrics.METRICS_COLUMNS`, errors in percent) or its rows as mappings;
     ``errors_in_percent=False`` says the errors are fractions (they are shown in
     percent). A ``test_top5_error`` column, when present, is drawn dotted. ``ax`` is a
     pair of axes (error, loss).

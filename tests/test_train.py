@@ -109,6 +109,30 @@ def test_command_line_options_reach_the_config():
     assert lrs[0] == 0.05 and lrs[-1] < lrs[0] / 10  # the quick recipe's cosine schedule
 
 
+def test_command_line_defaults_and_help_come_from_the_config_fields():
+    from dataclasses import fields
+
+    from seqlite.__main__ import build_parser
+
+    assert train_config([]) == TrainConfig()  # one place for every default
+    assert train_config([]).resolved().out == TrainConfig().resolved().out == "runs/seqresnet_k8_r4_n1-digits"
+    train_parser = build_parser()._subparsers._group_actions[0].choices["train"]
+    helps = {action.dest: action.help.replace("%%", "%") for action in train_parser._actions}
+    for f in fields(TrainConfig):
+        assert f.metadata["help"] and helps[f.name].startswith(f.metadata["help"]), f.name
+
+
+def test_viz_reads_metrics_without_importing_train():
+    import ast
+
+    import seqlite.viz
+
+    tree = ast.parse(Path(seqlite.viz.__file__).read_text())
+    imported = {node.module for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)}
+    assert "train" not in imported and "seqlite.train" not in imported
+    assert seqlite.viz.read_metrics.__module__ == "seqlite.metrics"
+
+
 def test_parse_model_args():
     assert parse_model_args("k=16,r=3, n=(1,2,1),bottleneck=True,name=x") == {
         "k": 16, "r": 3, "n": (1, 2, 1), "bottleneck": True, "name": "x"}
@@ -141,6 +165,16 @@ def test_run_writes_metrics_and_plain_data_checkpoints(run_dir):
     assert best["best_error"] == min(float(r["test_error"]) for r in rows)
     model = create_model("seqresnet_k8_r4_n1", k=4, r=1, n=1, in_chans=1)
     model.load_state_dict(ckpt["model"])
+
+
+def test_run_writes_its_resolved_config_beside_the_metrics(run_dir):
+    import json
+
+    saved = json.loads((run_dir / "config.json").read_text())
+    resolved = TrainConfig(**TINY, epochs=2, out=str(run_dir)).resolved()
+    assert saved["epochs"] == 2 and saved["lr"] == 0.1 and saved["workers"] == 0 and saved["out"] == str(run_dir)
+    assert saved == json.loads(json.dumps(load_checkpoint(run_dir / "last.pt")["config"]))
+    assert TrainConfig(**saved).resolved() == resolved
 
 
 def test_cpu_run_gives_no_warnings(run_dir):
