@@ -18,14 +18,20 @@ queries are looked up on ``torch.cuda`` at call time, so tests can replace them)
   per GPU, each bound to its own device before anything opens a CUDA context.
 * :func:`available_cpus` / :func:`default_workers`: data loader sizing from the CPUs this
   process may run on (``os.cpu_count()`` counts the machine's, not the container's).
+* :func:`time_steps` / :class:`Projection`: time a few warm training steps before the first
+  epoch and project the time per epoch and for the run, so a student knows before committing.
 """
 
 from __future__ import annotations
 
 import contextlib
 import datetime
+import itertools
 import os
+import time
 import warnings
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 
 import torch
 import torch.distributed as dist
@@ -33,6 +39,7 @@ import torch.distributed as dist
 __all__ = [
     "AMP_MODES",
     "DIST_TIMEOUT",
+    "Projection",
     "autocast",
     "available_cpus",
     "check_local_rank",
@@ -43,6 +50,7 @@ __all__ = [
     "set_cuda_device",
     "set_determinism",
     "set_float32_precision",
+    "time_steps",
 ]
 
 AMP_MODES = ("auto", "off", "bf16", "fp16")
@@ -187,3 +195,78 @@ def warn_slow_cpu_fp16(amp: str, device: torch.device) -> None:
     if amp == "fp16" and torch.device(device).type == "cpu":
         warnings.warn("amp 'fp16' on a CPU is emulated and slower than float32; it is meant for tests",
                       stacklevel=2)
+
+
+# --- time before commitment -------------------------------------------------------------
+
+
+def format_duration(seconds: float) -> str:
+    """``42 s``, ``7.5 min``, ``3 h 05 min``: the unit a person would use."""
+    if seconds < 90:
+        return f"{seconds:.1f} s" if seconds < 10 else f"{seconds:.0f} s"
+    if seconds < 5400:
+        return f"{seconds / 60:.1f} min"
+    hours, minutes = divmod(round(seconds / 60), 60)
+    return f"{hours} h {minutes:02d} min"
+
+
+@dataclass(frozen=True)
+class Projection:
+    """Measured seconds per training step, and what they project for an epoch and a run."""
+
+    seconds_per_step: float
+    timed_steps: int
+    steps_per_epoch: int
+    epochs: int  # the epochs still to run
+
+    @property
+    def seconds_per_epoch(self) -> float:
+        return self.seconds_per_step * self.steps_per_epoch
+
+    @property
+    def seconds_total(self) -> float:
+        return self.seconds_per_epoch * self.epochs
+
+    def line(self) -> str:
+        """The line ``seqlite train`` prints before the first epoch."""
+        return (
+            f"time projection: {self.seconds_per_step * 1e3:.1f} ms per training step ({self.timed_steps} warm steps "
+            f"timed) x {self.steps_per_epoch} steps = {format_duration(self.seconds_per_epoch)} per epoch, "
+            f"{format_duration(self.seconds_total)} for {self.epochs} epoch{'s' * (self.epochs != 1)} "
+            "(training steps only; evaluation adds a little)"
+        )
+
+    def as_dict(self) -> dict[str, float]:
+        return {"seconds_per_step": self.seconds_per_step, "timed_steps": self.timed_steps,
+                "steps_per_epoch": self.steps_per_epoch, "epochs": self.epochs,
+                "seconds_per_epoch": self.seconds_per_epoch, "seconds_total": self.seconds_total}
+
+
+def time_steps(
+    step: Callable[[object], object],
+    batches: Iterable,
+    steps: int,
+    warmup: int = 2,
+    sync: bool = False,
+    clock: Callable[[], float] = time.perf_counter,
+) -> tuple[float, int] | None:
+    """Mean seconds of ``step(batch)`` over up to ``steps`` batches after ``warmup`` untimed ones.
+
+    The time includes waiting for each batch (data loading is part of a step's cost).
+    Returns ``(seconds per step, steps timed)``, or ``None`` when ``batches`` ran out before
+    one step could be timed. ``sync``: wait for CUDA before reading the clock.
+    """
+    iterator = iter(batches)
+    for batch in itertools.islice(iterator, warmup):
+        step(batch)
+    if sync:
+        torch.cuda.synchronize()
+    began, timed = clock(), 0
+    for batch in itertools.islice(iterator, steps):
+        step(batch)
+        timed += 1
+    if sync:
+        torch.cuda.synchronize()
+    if timed == 0:
+        return None
+    return (clock() - began) / timed, timed
