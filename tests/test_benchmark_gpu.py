@@ -37,7 +37,7 @@ def test_gpu_report_runs_every_section_on_the_cpu(tmp_path):
                              ("seqresnet_b22", "per-group reference")}  # no plain stand-in for bottlenecks
     assert all(float(v) > 0 for v in variants.values())
     recipes = {r[0]: r for r in tables["c"]}
-    assert "paper" in recipes and recipes["paper"][1] == "300"
+    assert set(recipes) == {"short", "paper"} and recipes["paper"][1] == "300" and recipes["short"][1] == "40"
     for row in recipes.values():
         hours, images_s, epochs = float(row[5]), float(row[3]), int(row[1])
         assert hours == pytest.approx(epochs * 50_000 / images_s / 3600, rel=0.02)
