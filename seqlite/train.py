@@ -77,6 +77,7 @@ __all__ = [
     "build_scheduler",
     "evaluate",
     "evaluate_checkpoint",
+    "project_time",
     "recipe_for",
     "resolve_device",
     "train",
@@ -588,11 +589,7 @@ def train(cfg: TrainConfig) -> TrainResult:
 
 def _run(cfg: TrainConfig, proc: _Process, device: torch.device, tqdm) -> TrainResult:
     say = tqdm.write if proc.main else (lambda *a, **k: None)
-    _check_run_options(cfg, proc, device)
-    # "auto" becomes what it means on this device before the checkpoint compares or records it.
-    cfg = replace(cfg, amp=resolve_amp(cfg.amp, device))
-    accel.set_float32_precision(device)
-    accel.set_determinism(cfg.deterministic, device)
+    cfg = _configure_device(cfg, proc, device)
     run = RunFolder(Path(cfg.out))
     resuming = _check_run_folder(run, cfg)
     spec = _build_data(cfg, proc)  # before anything is written: a missing dataset stops here
@@ -648,6 +645,34 @@ def _check_run_options(cfg: TrainConfig, proc: _Process, device: torch.device) -
     if cfg.batch_size % proc.world_size:
         raise ConfigError(
             "batch_size", f"batch_size {cfg.batch_size} must be divisible by the {proc.world_size} processes")
+
+
+def _configure_device(cfg: TrainConfig, proc: _Process, device: torch.device) -> TrainConfig:
+    """Check the options against the device; set TF32 and determinism; ``amp`` as it resolves here."""
+    _check_run_options(cfg, proc, device)
+    accel.set_float32_precision(device)
+    accel.set_determinism(cfg.deterministic, device)
+    # "auto" becomes what it means on this device before the checkpoint compares or records it.
+    return replace(cfg, amp=resolve_amp(cfg.amp, device))
+
+
+def project_time(cfg: TrainConfig) -> accel.Projection | None:
+    """What :func:`train` would print before its first epoch, without training or writing anything.
+
+    Builds ``cfg``'s data, model and loaders, times ``cfg.time_steps`` warm training steps
+    (``None`` when the epoch has too few batches) and projects them over ``cfg.epochs``: to
+    choose a recipe (or a device) with its cost in hand. Seeds the global RNGs with ``cfg.seed``.
+    """
+    cfg = cfg.resolved()
+    if not cfg.time_steps:
+        raise ConfigError("time_steps", "time_steps must be positive to project a run's time")
+    proc, device = _Process(), accel.set_cuda_device(resolve_device(cfg.device))
+    cfg = _configure_device(cfg, proc, device)
+    spec = _build_data(cfg, proc)
+    net, optimizer, _, scaler = _build_training(cfg, spec, proc, device)
+    model = _wrap_model(net, cfg, proc, device)
+    loaders = _build_loaders(spec, cfg, proc, device)
+    return _project_time(model, net, loaders, optimizer, scaler, cfg, _Progress(), device, proc)
 
 
 def _check_run_folder(run: RunFolder, cfg: TrainConfig) -> bool:

@@ -14,7 +14,7 @@ from torch import nn
 import seqlite.train as train_module
 from seqlite.__main__ import build_parser, main, train_config
 from seqlite.checkpoint import load_checkpoint
-from seqlite.train import TrainConfig, build_optimizer, build_scheduler, recipe_for, train
+from seqlite.train import TrainConfig, build_optimizer, build_scheduler, project_time, recipe_for, train
 
 TINY = dict(model="seqresnet_k8_r4_n1", model_args={"k": 4, "r": 1, "n": 1}, dataset="digits", batch_size=32,
             subset=96, device="cpu", progress=False)
@@ -162,6 +162,15 @@ def test_projection_line_is_printed_logged_and_changes_nothing(tmp_path, capsys)
     assert not (tmp_path / "untimed" / "projection.json").exists()
     a, b = load_checkpoint(tmp_path / "timed" / "last.pt"), load_checkpoint(tmp_path / "untimed" / "last.pt")
     assert all(torch.equal(a["model"][k], b["model"][k]) for k in a["model"])
+
+
+def test_project_time_alone_times_the_run_and_writes_nothing(tmp_path):
+    projection = project_time(TrainConfig(**TINY, epochs=5, time_steps=1, out=str(tmp_path / "never")))
+    # 96 images / batch 32 = 3 steps: 2 untimed warm-up steps leave 1 to time.
+    assert (projection.steps_per_epoch, projection.timed_steps, projection.epochs) == (3, 1, 5)
+    assert projection.seconds_total == pytest.approx(15 * projection.seconds_per_step)
+    assert not (tmp_path / "never").exists()
+    assert project_time(TrainConfig(**{**TINY, "subset": 64}, time_steps=1)) is None  # 2 batches: nothing to time
 
 
 # --- on-device CIFAR, determinism, process checks ------------------------------------------------------
