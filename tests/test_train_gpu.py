@@ -218,3 +218,16 @@ def test_one_process_on_cuda_1_makes_it_the_current_device(monkeypatch):
     monkeypatch.setattr(torch.cuda, "set_device", lambda device: chosen.append(torch.device(device)))
     proc, device = train_module._start_processes("cuda:1")
     assert device == torch.device("cuda:1") and chosen == [torch.device("cuda:1")] and proc.world_size == 1
+
+
+def test_test_loader_workers_do_not_persist_and_workers_follow_the_affinity(tmp_path, monkeypatch):
+    write_tiny_cifar(tmp_path, "cifar10", per_file=4)
+    monkeypatch.setattr(train_module.accel.os, "sched_getaffinity", lambda pid: {0, 1}, raising=False)
+    cfg = TrainConfig(dataset="cifar10", data_dir=str(tmp_path), verify_data=False, download=False,
+                      batch_size=8, device="cpu").resolved()
+    assert cfg.workers == 2  # Colab's two CPUs, whatever os.cpu_count() says
+    spec = train_module._build_data(cfg, train_module._Process())
+    loaders = train_module._build_loaders(spec, cfg, train_module._Process(), torch.device("cpu"))
+    assert loaders.train.num_workers == loaders.test.num_workers == 2
+    # Training workers live across epochs; test workers would sit idle through every training epoch.
+    assert loaders.train.persistent_workers and not loaders.test.persistent_workers
