@@ -152,7 +152,9 @@ def models_section(bench: Bench, cases: list[tuple[str, int, int]], amp: str, mo
                 first = time.perf_counter() - began
                 t = bench.medians({variant: step})[variant]
                 peak = bench.peak(step)
-            except Exception as err:  # a failing case is part of the report
+            except Exception as err:  # a failing case (out of memory, a compiler error) is part of the report
+                if bench.cuda:
+                    torch.cuda.empty_cache()
                 rows.append([name, variant, "failed", f"{type(err).__name__}: {str(err).splitlines()[0][:80]}",
                              "", "", ""])
                 continue
