@@ -39,8 +39,10 @@ def test_gpu_report_runs_every_section_on_the_cpu(tmp_path):
     recipes = {r[0]: r for r in tables["c"]}
     assert set(recipes) == {"short", "paper"} and recipes["paper"][1] == "300" and recipes["short"][1] == "40"
     for row in recipes.values():
-        hours, images_s, epochs = float(row[5]), float(row[3]), int(row[1])
-        assert hours == pytest.approx(epochs * 50_000 / images_s / 3600, rel=0.02)
+        epochs, images_s, epoch_s, hours = int(row[1]), float(row[3]), float(row[4]), float(row[5])
+        # (images/s is printed as a whole number: at toy sizes that rounding is a few percent)
+        assert epoch_s == pytest.approx(50_000 / images_s, rel=0.6 / images_s + 0.01)
+        assert hours == pytest.approx(epochs * epoch_s / 3600, rel=0.01)
     amp_rows = {r[0]: r for r in tables["d"]}
     assert set(amp_rows) == {"off", "bf16", "fp16"}
     for row in amp_rows.values():
