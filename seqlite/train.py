@@ -7,9 +7,9 @@ for 100 epochs with lr / 10 every 30 epochs. ``recipe="short"`` is a CIFAR run t
 free Colab session (:func:`recipe_for` says what it changes and why); ``recipe="quick"`` keeps
 the optimiser and uses a short cosine schedule.
 
-After every epoch: one row in ``out/metrics.csv`` (epoch, lr, train_loss, train_error,
-test_loss, test_error, test_top5_error, seconds; errors in percent), ``out/last.pt``, and
-``out/best.pt`` when the test (or validation) error is a new best. Checkpoints hold the
+A run folder ``out`` holds ``config.json`` (the resolved :class:`TrainConfig`, written at the
+start) and, after every epoch, ``last.pt``, ``best.pt`` when the test (or validation) error
+is a new best, and one row of ``metrics.csv`` (:mod:`seqlite.metrics`). Checkpoints hold the
 model, optimiser, scheduler, AMP scaler, every RNG state and the metrics so far, so
 ``resume=True`` continues where the last completed epoch ended. The order of the training
 images comes from a generator seeded with (seed, epoch), and every random crop and flip from
@@ -31,6 +31,16 @@ Mixed precision: ``amp="auto"`` is bf16 on GPUs with bfloat16 tensor cores, fp16
 scaler (its state is in the checkpoint) on older ones, float32 on CPUs; float32 matrix
 products and convolutions on CUDA both use TF32.
 
+Nothing is lost to a kill or replaced unasked: ``last.pt`` is written before ``best.pt`` and
+records its best epoch, so a resume rewrites a ``best.pt`` that a kill left stale or missing;
+a folder holding any run file is refused unless ``resume`` (with its ``last.pt``) or
+``overwrite``; temporary files of interrupted writes are removed when a run starts there.
+A NaN or infinite training or test loss stops the run before that epoch is saved.
+
+:func:`train` reads as the run's steps: check the options and the folder, build the data,
+the model and optimiser, restore a checkpoint, prepare the folder, then for each epoch train,
+evaluate and save.
+
 Under ``torchrun`` (``WORLD_SIZE`` > 1) the run uses DistributedDataParallel (NCCL on GPUs,
 gloo on CPU) with a DistributedSampler; ``batch_size`` is the global batch, split evenly
 over the processes; only rank 0 prints, writes metrics and checkpoints.
@@ -40,6 +50,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import errno
 import json
 import logging
 import math
@@ -59,17 +70,18 @@ from torch.utils.data import DataLoader, Dataset, DistributedSampler, RandomSamp
 
 from . import accel
 from .accel import AMP_MODES, make_scaler, resolve_amp
-from .checkpoint import capture_rng_state, load_checkpoint, restore_rng_state, save_checkpoint
+from .checkpoint import CheckpointError, capture_rng_state, load_checkpoint, restore_rng_state, save_checkpoint
 from .data import DATASETS, DataSpec, build_datasets
 from .data.augment import EpochIndexSampler, SeededAugmentation
 from .data.device import DeviceCIFARLoader
 from .metrics import METRICS_COLUMNS, append_metrics, write_metrics
-from .registry import create_model
+from .registry import create_model, list_models
 
 __all__ = [
     "METRICS_COLUMNS",
     "ConfigError",
     "NonFiniteLossError",
+    "OutputError",
     "Recipe",
     "TrainConfig",
     "TrainResult",
@@ -80,6 +92,7 @@ __all__ = [
     "project_time",
     "recipe_for",
     "resolve_device",
+    "run_files",
     "train",
 ]
 
@@ -91,7 +104,11 @@ _RUN_IDENTITY = (
 
 
 class NonFiniteLossError(FloatingPointError):
-    """The training loss became NaN or infinite; the run stopped before saving anything."""
+    """The training or test loss became NaN or infinite; the run stopped before saving that epoch."""
+
+
+class OutputError(RuntimeError):
+    """A file of the run folder could not be written (no space left, read-only, not a folder...)."""
 
 
 @dataclass(frozen=True)
@@ -168,6 +185,12 @@ def _positive_finite(value: Any) -> str | None:
     return None
 
 
+def _registered_model(value: Any) -> str | None:
+    if value not in list_models():
+        return f"must be a registered model name (seqlite.list_models(): {', '.join(list_models())})"
+    return None
+
+
 def _device_name(value: Any) -> str | None:
     if value == "auto":
         return None
@@ -198,7 +221,8 @@ class TrainConfig:
     built from it, so the command line and this class cannot disagree on defaults.
     """
 
-    model: str = _option("seqresnet_k8_r4_n1", "a registered model name (seqlite.list_models())")
+    model: str = _option("seqresnet_k8_r4_n1", "a registered model name (seqlite.list_models())",
+                         check=_registered_model)
     model_args: dict[str, Any] = _option(
         factory=dict, help="overrides for the model builder, e.g. k=16,r=3 or n=(1,2,1)", metavar="K=V,...")
     dataset: str = _option("digits", "digits: the embedded 8x8 digits (no download)", choices=DATASETS)
@@ -206,8 +230,10 @@ class TrainConfig:
         factory=lambda: os.environ.get("SEQLITE_DATA_DIR", "data"),
         help="where datasets are read from / downloaded to (default: $SEQLITE_DATA_DIR or ./data)")
     download: bool = _option(True, "never download; stop if the dataset is not in --data-dir", flag="--no-download")
-    verify_data: bool = _option(True, "accept CIFAR files whose MD5 sums differ from the official ones",
-                                flag="--no-verify-data")
+    verify_data: bool = _option(
+        True, "skip the MD5 check of the CIFAR files (for subsets or re-packed copies). The files are still read by "
+        "a restricted loader that builds only arrays, lists, strings and numbers, so they cannot run code, and "
+        "labels must be class numbers; the images themselves are not checked", flag="--no-verify-data")
     holdout: int = _option(0, "hold out N training images and evaluate on them (paper 4.1: 5000)",
                            check=_non_negative_int, metavar="N")
     subset: int | None = _option(None, "train on N training images only, a fixed random choice (quick experiments)",
@@ -244,8 +270,8 @@ class TrainConfig:
                                         "CPU this process may use, up to 8)",
                                   check=_non_negative_int)
     out: str | None = _option(None, "output folder (default: runs/MODEL-DATASET)")
-    resume: bool = _option(False, "continue OUT/last.pt (start afresh if there is none)")
-    overwrite: bool = _option(False, "start afresh even if OUT holds a run")
+    resume: bool = _option(False, "continue the run in OUT from its last.pt (start afresh if OUT holds no run)")
+    overwrite: bool = _option(False, "start afresh even if OUT holds a run (its checkpoints and metrics are deleted)")
     progress: bool = _option(True, "no progress bars", flag="--no-progress")
 
     def resolved(self) -> TrainConfig:
@@ -269,6 +295,9 @@ class TrainConfig:
             problem = check(value) if check is not None and value is not None else None
             if problem:
                 raise ConfigError(f.name, f"{f.name} {problem}, got {value!r}")
+        if cfg.resume and cfg.overwrite:
+            raise ConfigError("overwrite", "--resume and --overwrite exclude each other: continue the run in out, "
+                                           "or replace it")
         cfg.lr = float(cfg.lr)
         return cfg
 
@@ -558,6 +587,7 @@ class _Progress:
     epoch: int = 0
     history: list[dict[str, float]] = field(default_factory=list)
     best_error: float = math.inf
+    best_epoch: int = 0  # the epoch best.pt holds (0: none yet)
     rng: dict[str, Any] | None = None
 
 
@@ -592,14 +622,19 @@ def _run(cfg: TrainConfig, proc: _Process, device: torch.device, tqdm) -> TrainR
     cfg = _configure_device(cfg, proc, device)
     run = RunFolder(Path(cfg.out))
     resuming = _check_run_folder(run, cfg)
-    spec = _build_data(cfg, proc)  # before anything is written: a missing dataset stops here
+    # Data and model before anything is written: a missing dataset or a model that does not fit it stops here.
+    spec = _build_data(cfg, proc)
     net, optimizer, scheduler, scaler = _build_training(cfg, spec, proc, device)
     progress = _Progress()
     if resuming:
-        progress = _restore(run.last, cfg, proc, net, optimizer, scheduler, scaler)
+        ckpt = _load_run_checkpoint(run.last)
+        progress = _restore(ckpt, run.last, cfg, proc, net, optimizer, scheduler, scaler)
         say(f"resuming {run.last} after epoch {progress.epoch}/{cfg.epochs}")
+        if proc.main:
+            _repair_best(run, ckpt, say)
+        del ckpt
     elif cfg.resume:
-        say(f"no checkpoint in {run.path} yet; starting from scratch")
+        say(f"no run in {run.path} yet; starting from scratch")
     model = _wrap_model(net, cfg, proc, device)
     loaders = _build_loaders(spec, cfg, proc, device)
     if proc.main:
@@ -621,10 +656,16 @@ def _run(cfg: TrainConfig, proc: _Process, device: torch.device, tqdm) -> TrainR
 
     for epoch in range(progress.epoch, cfg.epochs):
         row = _run_epoch(model, net, loaders, optimizer, scheduler, scaler, cfg, epoch, device, proc, bar_factory)
+        if not math.isfinite(row["test_loss"]):
+            raise NonFiniteLossError(
+                f"the {spec.test_split} loss became {row['test_loss']} after epoch {epoch + 1} at lr {row['lr']:g}; "
+                "training stopped and nothing of this epoch was saved. Try a smaller --lr, or --amp off."
+            )
         progress.history.append(row)
         progress.epoch = epoch + 1
         improved = row["test_error"] < progress.best_error
-        progress.best_error = min(progress.best_error, row["test_error"])
+        if improved:
+            progress.best_error, progress.best_epoch = row["test_error"], epoch + 1
         _save_epoch(run, cfg, spec, proc, net, optimizer, scheduler, scaler, progress, improved)
         say(_describe_epoch(row, cfg, spec) + (" *best*" if improved else ""))
     return TrainResult(out=run.path, history=progress.history, best_error=progress.best_error)
@@ -676,21 +717,82 @@ def project_time(cfg: TrainConfig) -> accel.Projection | None:
 
 
 def _check_run_folder(run: RunFolder, cfg: TrainConfig) -> bool:
-    """Whether this run continues the one in ``run``; refuses to replace a run unasked."""
-    if run.last.exists() and not cfg.resume and not cfg.overwrite:
+    """Whether this run continues the one in ``run``; refuses to replace a run unasked.
+
+    Any run file means a run is there, not only ``last.pt``: a folder holding only an earlier
+    run's ``best.pt`` or ``metrics.csv`` is not empty. Nothing is written here.
+    """
+    _check_writable(run.path)
+    present = run_files(run.path)
+    if not present or cfg.overwrite:
+        return False
+    if cfg.resume and run.last.exists():
+        return True
+    listed = ", ".join(present)
+    if cfg.resume:
         raise FileExistsError(
-            f"{run.path} already holds a run ({run.last}); pass --resume to continue it, --overwrite to start "
-            "afresh there, or choose another --out"
+            f"{run.path} holds a run ({listed}) but no last.pt to resume it from; pass --overwrite to replace it, "
+            "or choose another --out"
         )
-    return cfg.resume and run.last.exists()
+    raise FileExistsError(
+        f"{run.path} already holds a run ({listed}); pass --resume to continue it, --overwrite to start afresh "
+        "there, or choose another --out"
+    )
+
+
+def run_files(folder: str | os.PathLike) -> list[str]:
+    """The run files (:data:`RUN_FILES`) present in ``folder``."""
+    folder = Path(folder)
+    return [name for name in RUN_FILES if (folder / name).exists()] if folder.is_dir() else []
+
+
+def _check_writable(folder: Path) -> None:
+    """Refuse an ``out`` that cannot become a writable folder, before any dataset is loaded."""
+
+    def refuse(problem: str):
+        return ConfigError("out", f"out {str(folder)!r} {problem}")
+
+    limit = os.pathconf("/", "PC_NAME_MAX") if hasattr(os, "pathconf") else 255
+    too_long = [part for part in folder.parts if len(os.fsencode(part)) > limit]
+    if too_long:
+        raise refuse(f"cannot be made: a name of {len(os.fsencode(too_long[0]))} bytes is longer than the {limit} "
+                     "the file system allows")
+    existing = folder
+    try:
+        while not existing.exists() and existing != existing.parent:
+            existing = existing.parent
+    except OSError as err:
+        raise refuse(f"cannot be made: {err.strerror or err}") from None
+    if existing == folder and not folder.is_dir():
+        raise refuse("is a file, not a folder")
+    if not existing.is_dir():
+        raise refuse(f"cannot be made: {existing} is a file, not a folder")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise refuse(f"cannot be written: {existing} is not writable for this user")
+
+
+@contextlib.contextmanager
+def _writing(path: Path, run: RunFolder):
+    """Turn a failed write of ``path`` into one :class:`OutputError` that names it."""
+    try:
+        yield
+    except OSError as err:
+        problem = "no space left on the device" if err.errno == errno.ENOSPC else (err.strerror or str(err))
+        kept = f"; the last good checkpoint {run.last} is kept (continue with --resume)" if run.last.exists() else ""
+        raise OutputError(f"cannot write {path}: {problem}{kept}") from err
 
 
 def _build_data(cfg: TrainConfig, proc: _Process) -> DataSpec:
     """The training and test sets; only rank 0 downloads, the others wait and read the files."""
 
     def datasets(download: bool) -> DataSpec:
-        return build_datasets(cfg.dataset, cfg.data_dir, download=download, holdout=cfg.holdout,
-                              verify_checksums=cfg.verify_data)
+        try:
+            return build_datasets(cfg.dataset, cfg.data_dir, download=download, holdout=cfg.holdout,
+                                  verify_checksums=cfg.verify_data)
+        except ValueError as err:
+            if str(err).startswith("holdout"):  # more than the dataset's training images
+                raise ConfigError("holdout", str(err)) from None
+            raise
 
     spec = datasets(cfg.download) if proc.main else None
     if proc.world_size > 1:
@@ -704,8 +806,21 @@ def _build_data(cfg: TrainConfig, proc: _Process) -> DataSpec:
 
 
 def _build_model(cfg: TrainConfig, num_classes: int, in_chans: int) -> nn.Module:
+    """``cfg.model`` for ``num_classes`` classes of ``in_chans``-channel images; ConfigError if the args do not fit."""
+    for name, value, what in (("num_classes", num_classes, "classes"), ("in_chans", in_chans, "image channels")):
+        if name in cfg.model_args and cfg.model_args[name] != value:
+            raise ConfigError("model_args", f"model_args {name}={cfg.model_args[name]!r} does not fit {cfg.dataset}, "
+                                            f"which has {value} {what}; leave {name} out (the dataset sets it)")
     args = {"num_classes": num_classes, "in_chans": in_chans, **cfg.model_args}
-    return create_model(cfg.model, **args)
+    try:
+        return create_model(cfg.model, **args)
+    except (TypeError, ValueError) as err:
+        raise ConfigError("model_args", f"model_args {_format_args(cfg.model_args)!r} do not fit {cfg.model}: "
+                                        f"{err}") from None
+
+
+def _format_args(args: dict[str, Any]) -> str:
+    return ",".join(f"{k}={v!r}" for k, v in args.items())
 
 
 def _build_training(cfg: TrainConfig, spec: DataSpec, proc: _Process, device: torch.device):
@@ -733,17 +848,69 @@ def _check_resumable(saved: dict[str, Any], cfg: TrainConfig, path: Path) -> Non
         )
 
 
-def _restore(path: Path, cfg: TrainConfig, proc: _Process, net, optimizer, scheduler, scaler) -> _Progress:
-    """Load every state of ``path`` into the run; returns where it stood."""
-    ckpt = load_checkpoint(path, required=("model", "optimizer", "scheduler", "epoch", "config", "rng"))
+def _load_run_checkpoint(path: Path) -> dict[str, Any]:
+    ckpt = load_checkpoint(path, required=("model", "optimizer", "scheduler", "epoch", "config", "rng", "history"))
+    if not isinstance(ckpt["config"], dict):
+        raise CheckpointError(path, "its config entry is not a dict of run settings")
+    return ckpt
+
+
+def _restore(ckpt: dict[str, Any], path: Path, cfg: TrainConfig, proc: _Process, net, optimizer, scheduler,
+             scaler) -> _Progress:
+    """Load every state of the checkpoint ``ckpt`` (read from ``path``) into the run; returns where it stood."""
     _check_resumable(ckpt["config"], cfg, path)
-    net.load_state_dict(ckpt["model"])
+    _load_weights(net, ckpt["model"], path)
     optimizer.load_state_dict(ckpt["optimizer"])
     scheduler.load_state_dict(ckpt["scheduler"])
     if scaler is not None and ckpt.get("scaler"):
         scaler.load_state_dict(ckpt["scaler"])
     rng = ckpt["rng"][proc.rank] if len(ckpt["rng"]) == proc.world_size else ckpt["rng"][0]
-    return _Progress(ckpt["epoch"], list(ckpt["history"]), ckpt["best_error"], rng)
+    history = list(ckpt["history"])
+    return _Progress(ckpt["epoch"], history, ckpt.get("best_error", math.inf), _best_epoch(ckpt), rng)
+
+
+def _load_weights(net: nn.Module, weights: dict[str, Any], path: Path) -> None:
+    try:
+        net.load_state_dict(weights)
+    except (RuntimeError, TypeError, AttributeError) as err:
+        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise CheckpointError(path, f"its weights do not fit the model its config describes ({first})") from None
+
+
+def _best_epoch(ckpt: dict[str, Any]) -> int:
+    """The epoch ``best.pt`` should hold: recorded, or (older checkpoints) the first epoch of least test error."""
+    if "best_epoch" in ckpt:
+        return int(ckpt["best_epoch"])
+    history = ckpt.get("history") or []
+    if not history:
+        return 0
+    best = min(history, key=lambda row: row["test_error"])
+    return int(best["epoch"])
+
+
+def _repair_best(run: RunFolder, last: dict[str, Any], say) -> None:
+    """Make ``best.pt`` hold the best epoch ``last.pt`` records, after a kill between the two writes.
+
+    ``last.pt`` is written first and ``best.pt`` second, so the only state a kill can leave is a
+    ``last.pt`` whose own epoch is the new best and a ``best.pt`` that is older or missing; then
+    ``last.pt`` itself is the best checkpoint, and is copied.
+    """
+    best_epoch = _best_epoch(last)
+    if best_epoch == 0:
+        return
+    try:
+        held = load_checkpoint(run.best, required=("epoch",))["epoch"] if run.best.exists() else None
+    except CheckpointError:
+        held = "unreadable"
+    if held == best_epoch:
+        return
+    if best_epoch != last["epoch"]:
+        say(f"warning: {run.best} holds epoch {held}, but the best epoch was {best_epoch}, whose weights are in no "
+            "checkpoint any more; best.pt is left as it is")
+        return
+    with _writing(run.best, run):
+        save_checkpoint(last, run.best)
+    say(f"repaired {run.best}: it held epoch {held}, now epoch {best_epoch} (the best, from {run.last})")
 
 
 def _wrap_model(net: nn.Module, cfg: TrainConfig, proc: _Process, device: torch.device) -> nn.Module:
@@ -789,14 +956,23 @@ def _build_loaders(spec: DataSpec, cfg: TrainConfig, proc: _Process, device: tor
 
 
 def _prepare_run_folder(run: RunFolder, cfg: TrainConfig, progress: _Progress, resuming: bool) -> None:
-    """Make ``out``; write ``config.json`` and ``metrics.csv`` (after a resume: the checkpointed epochs)."""
-    run.path.mkdir(parents=True, exist_ok=True)
-    if not resuming:
-        # A fresh run (--overwrite): an old last.pt must not be resumed as if it were this run's.
-        run.last.unlink(missing_ok=True)
-        run.best.unlink(missing_ok=True)
-    _write_json(run.config, asdict(cfg))
-    write_metrics(run.metrics, progress.history)
+    """Make ``out``; write ``config.json`` and ``metrics.csv`` (after a resume: the checkpointed epochs).
+
+    Temporary files left by writes that a kill interrupted are removed: they are never read.
+    """
+    with _writing(run.path, run):
+        run.path.mkdir(parents=True, exist_ok=True)
+        for name in RUN_FILES:
+            for leftover in run.path.glob(f".{name}.*tmp"):
+                leftover.unlink(missing_ok=True)
+        if not resuming:
+            # A fresh run (--overwrite): an old last.pt must not be resumed as if it were this run's.
+            run.last.unlink(missing_ok=True)
+            run.best.unlink(missing_ok=True)
+    with _writing(run.config, run):
+        _write_json(run.config, asdict(cfg))
+    with _writing(run.metrics, run):
+        write_metrics(run.metrics, progress.history)
 
 
 def _write_json(path: Path, data: dict[str, Any]) -> None:
@@ -897,6 +1073,7 @@ def _save_epoch(run: RunFolder, cfg: TrainConfig, spec: DataSpec, proc: _Process
         "scaler": scaler.state_dict() if scaler is not None else None,
         "epoch": progress.epoch,
         "best_error": progress.best_error,
+        "best_epoch": progress.best_epoch,
         "history": progress.history,
         "config": asdict(cfg),
         "num_classes": spec.num_classes,
@@ -904,12 +1081,16 @@ def _save_epoch(run: RunFolder, cfg: TrainConfig, spec: DataSpec, proc: _Process
         "rng": rng_states,
         "world_size": proc.world_size,
     }
-    # Checkpoint before the metrics row: a kill in between loses no checkpointed epoch,
-    # and a resume rewrites metrics.csv from the checkpoint's history.
-    save_checkpoint(state, run.last)
+    # last.pt, then best.pt, then the metrics row. A kill between the checkpoints leaves a last.pt that
+    # records itself as the best epoch, from which a resume rewrites best.pt (_repair_best); a kill
+    # before the row loses nothing, as a resume rewrites metrics.csv from the checkpoint's history.
+    with _writing(run.last, run):
+        save_checkpoint(state, run.last)
     if improved:
-        save_checkpoint(state, run.best)
-    append_metrics(run.metrics, progress.history[-1])
+        with _writing(run.best, run):
+            save_checkpoint(state, run.best)
+    with _writing(run.metrics, run):
+        append_metrics(run.metrics, progress.history[-1])
 
 
 def _describe_epoch(row: dict[str, float], cfg: TrainConfig, spec: DataSpec) -> str:
@@ -937,27 +1118,52 @@ def evaluate_checkpoint(
 ) -> dict[str, float]:
     """Top-1 / top-5 error (percent) of a checkpoint written by :func:`train` on ``dataset``'s test set.
 
-    ``dataset`` defaults to the one the checkpoint was trained on; ``holdout`` > 0 evaluates on
-    that many held-out training images instead (the same split :func:`train` uses).
+    ``dataset`` defaults to the one the checkpoint was trained on. ``holdout`` > 0 evaluates on
+    the held-out training images instead; it must be the checkpoint's own ``holdout`` (the same
+    split :func:`train` used), since any other split would count images the model trained on.
     """
-    ckpt = load_checkpoint(checkpoint, required=("model", "config", "num_classes", "in_chans"))
+    path = Path(checkpoint)
+    ckpt = load_checkpoint(path, required=("model", "config", "num_classes", "in_chans"))
     saved = ckpt["config"]
+    missing = [key for key in ("model", "model_args", "dataset") if not isinstance(saved, dict) or key not in saved]
+    if missing:
+        raise CheckpointError(path, f"its config lacks {', '.join(missing)}, so the model cannot be rebuilt")
     dataset = dataset or saved["dataset"]
+    for name, value, check in (("batch_size", batch_size, _positive_int), ("holdout", holdout, _non_negative_int),
+                               ("workers", workers, _non_negative_int)):
+        problem = check(value) if value is not None else None
+        if problem:
+            raise ConfigError(name, f"{name} {problem}, got {value!r}")
+    trained_holdout = saved.get("holdout", 0)
+    if holdout and (holdout != trained_holdout or dataset != saved["dataset"]):
+        if dataset != saved["dataset"]:
+            why = f"it was trained on {saved['dataset']}, not {dataset}"
+        elif trained_holdout:
+            why = (f"it was trained with holdout {trained_holdout}, and any other split counts images it trained on; "
+                   f"use --holdout {trained_holdout}")
+        else:
+            why = "it was trained on every training image, so none are held out; evaluate on the test set instead"
+        raise ConfigError("holdout", f"holdout {holdout} does not fit the checkpoint {path}: {why}")
+    dev = resolve_device(device)
+    known = {f.name for f in fields(TrainConfig)}
+    cfg = TrainConfig(**{k: v for k, v in saved.items() if k in known})
+    if _registered_model(cfg.model):
+        raise CheckpointError(path, f"its config names the model {cfg.model!r}, which is not registered")
     spec = build_datasets(dataset, data_dir, download=download, holdout=holdout, verify_checksums=verify_data,
                           augment=False)
     if (spec.num_classes, spec.in_chans) != (ckpt["num_classes"], ckpt["in_chans"]):
         raise ValueError(
             f"dataset {dataset!r} has {spec.num_classes} classes and {spec.in_chans} channels, but the checkpoint "
-            f"{checkpoint} was trained for {ckpt['num_classes']} classes and {ckpt['in_chans']} channels"
+            f"{path} was trained for {ckpt['num_classes']} classes and {ckpt['in_chans']} channels"
         )
-    known = {f.name for f in fields(TrainConfig)}
-    cfg = TrainConfig(**{k: v for k, v in saved.items() if k in known})
-    device = resolve_device(device)
-    net = _build_model(cfg, ckpt["num_classes"], ckpt["in_chans"])
-    net.load_state_dict(ckpt["model"])
-    net.to(device)
+    try:
+        net = _build_model(replace(cfg, dataset=dataset), ckpt["num_classes"], ckpt["in_chans"])
+    except ConfigError as err:
+        raise CheckpointError(path, f"its config does not describe a model that can be built ({err})") from None
+    _load_weights(net, ckpt["model"], path)
+    net.to(dev)
     cfg = replace(cfg, workers=accel.default_workers(dataset) if workers is None else workers)
-    loader = _loader(spec.test, batch_size, cfg, device, None, None, persistent=False)
-    stats = evaluate(net, loader, device)
+    loader = _loader(spec.test, batch_size, cfg, dev, None, None, persistent=False)
+    stats = evaluate(net, loader, dev)
     return {"top1_error": stats["error"], "top5_error": stats["top5_error"], "loss": stats["loss"],
             "images": len(spec.test), "split": spec.test_split}

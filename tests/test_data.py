@@ -15,10 +15,12 @@ from PIL import Image
 from seqlite.data import (
     CIFAR100_MEAN,
     CIFAR100_STD,
+    CorruptDataError,
     DatasetNotFoundError,
     build_datasets,
     digits_datasets,
     digits_split,
+    load_cifar_file,
     load_digits,
 )
 from seqlite.seqresnet import CIFAR_MEAN, CIFAR_STD
@@ -197,3 +199,84 @@ def test_missing_imagenet_explains_how_to_arrange_it(tmp_path):
     with pytest.raises(DatasetNotFoundError) as err:
         build_datasets("imagenet", tmp_path)
     assert str(tmp_path / "train") in str(err.value) and "image-net.org" in str(err.value)
+
+
+# --- files that are not what they claim to be ---------------------------------------------
+
+
+class _WritesAMarker:
+    """Unpickling this calls open(marker, "w"): what a crafted file would do with os.system."""
+
+    def __init__(self, marker: Path):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (open, (str(self.marker), "w"))
+
+
+@pytest.mark.parametrize("target", ["data_batch_2", "test_batch", "batches.meta"])
+@pytest.mark.parametrize("verify", [False, True])
+def test_a_crafted_cifar_file_runs_no_code(tmp_path, target, verify):
+    write_tiny_cifar(tmp_path, "cifar10")
+    marker = tmp_path / "marker"
+    path = tmp_path / "cifar-10-batches-py" / target
+    with open(path, "wb") as f:
+        pickle.dump({"data": _WritesAMarker(marker), "labels": [0], "label_names": _WritesAMarker(marker)}, f)
+    error = CorruptDataError if not verify else DatasetNotFoundError  # verified: the MD5 differs
+    with pytest.raises(error) as err:
+        build_datasets("cifar10", tmp_path, download=False, verify_checksums=verify)
+    assert not marker.exists()
+    if not verify:
+        assert str(path) in str(err.value) and "refused to load io.open" in str(err.value)
+
+
+def test_the_restricted_loader_reads_arrays_of_every_pickle_protocol(tmp_path):
+    images = np.arange(2 * 3072, dtype=np.uint8).reshape(2, 3072)
+    for protocol in range(pickle.HIGHEST_PROTOCOL + 1):
+        path = tmp_path / f"p{protocol}"
+        with open(path, "wb") as f:
+            pickle.dump({"data": images, "labels": [1, 2], "batch_label": b"x"}, f, protocol=protocol)
+        entry = load_cifar_file(path)
+        assert np.array_equal(entry["data"], images) and entry["labels"] == [1, 2], protocol
+
+
+@pytest.mark.parametrize("damage", ["truncated", "garbage", "not a dict", "labels out of range", "wrong width"])
+def test_a_corrupt_cifar_batch_is_named(tmp_path, damage):
+    write_tiny_cifar(tmp_path, "cifar10")
+    path = tmp_path / "cifar-10-batches-py" / "data_batch_3"
+    good = path.read_bytes()
+    if damage == "truncated":
+        path.write_bytes(good[: len(good) // 2])
+    elif damage == "garbage":
+        path.write_bytes(b"\x00not a pickle at all")
+    elif damage == "not a dict":
+        path.write_bytes(pickle.dumps([1, 2, 3]))
+    elif damage == "labels out of range":
+        _write_batch(path, np.zeros((4, 3, 32, 32), np.uint8), [0, 1, 2, 10], "labels")
+    else:
+        path.write_bytes(pickle.dumps({"data": np.zeros((4, 100), np.uint8), "labels": [0, 1, 2, 3]}))
+    with pytest.raises(CorruptDataError) as err:
+        build_datasets("cifar10", tmp_path, download=False, verify_checksums=False)
+    assert str(path) in str(err.value) and "\n" not in str(err.value)
+
+
+def _write_image_tree(root: Path, count: int = 2) -> None:
+    rng = np.random.default_rng(0)
+    for split in ("train", "val"):
+        for cls in ("a", "b"):
+            folder = root / split / cls
+            folder.mkdir(parents=True)
+            for i in range(count):
+                Image.fromarray(rng.integers(0, 256, size=(40, 40, 3), dtype=np.uint8)).save(folder / f"{i}.png")
+
+
+@pytest.mark.parametrize("workers", [0, 1])
+def test_a_corrupt_image_is_named_even_from_a_worker_process(tmp_path, workers):
+    _write_image_tree(tmp_path)
+    bad = tmp_path / "train" / "b" / "1.png"
+    bad.write_bytes(b"\x89PNG torn")
+    spec = build_datasets("imagenet", tmp_path)
+    loader = torch.utils.data.DataLoader(spec.train, batch_size=4, num_workers=workers)
+    with pytest.raises(CorruptDataError) as err:
+        list(loader)
+    assert str(err.value).startswith(f"cannot read the image {bad}") and "\n" not in str(err.value)

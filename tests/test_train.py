@@ -198,9 +198,9 @@ def test_existing_run_is_not_overwritten(run_dir, tmp_path, capsys):
     before = (run / "last.pt").read_bytes()
     common = ["train", "--model-args", "k=4,r=1,n=1", "--subset", "96", "--batch-size", "32", "--device", "cpu",
               "--no-progress", "--out", str(run)]
-    assert main([*common, "--epochs", "2"]) == 1
+    assert main([*common, "--epochs", "2"]) == 2
     assert "already holds a run" in capsys.readouterr().err
-    assert main([*common, "--epochs", "3", "--resume"]) == 1
+    assert main([*common, "--epochs", "3", "--resume"]) == 2
     assert "epochs: checkpoint 2, now 3" in capsys.readouterr().err
     assert (run / "last.pt").read_bytes() == before
 
@@ -234,7 +234,7 @@ def test_cifar_format_end_to_end_with_worker_processes(tmp_path, capsys):
 def test_missing_dataset_stops_before_writing(tmp_path, capsys):
     out = tmp_path / "out"
     assert main(["train", "--dataset", "cifar10", "--data-dir", str(tmp_path / "nothing"), "--no-download",
-                 "--device", "cpu", "--out", str(out)]) == 1
+                 "--device", "cpu", "--out", str(out)]) == 2
     err = capsys.readouterr().err
     assert str(tmp_path / "nothing" / "cifar-10-batches-py") in err and "cifar-10-python.tar.gz" in err
     assert not out.exists()
@@ -252,7 +252,7 @@ def test_corrupt_checkpoint_names_the_file_and_keeps_it(run_dir, tmp_path, capsy
     assert str(run / "last.pt") in str(err.value)
     argv = ["train", "--model-args", "k=4,r=1,n=1", "--subset", "96", "--batch-size", "32", "--epochs", "2",
             "--device", "cpu", "--no-progress", "--out", str(run), "--resume"]
-    assert main(argv) == 1
+    assert main(argv) == 2
     message = capsys.readouterr().err
     assert str(run / "last.pt") in message and "truncated or corrupt" in message
     assert len((run / "last.pt").read_bytes()) == len(good) // 2  # left as it was, for inspection
@@ -346,3 +346,144 @@ def test_bad_device_names_the_allowed_values(tmp_path):
     cfg = TrainConfig(**{**TINY, "device": "gpu"}, epochs=1, out=str(tmp_path / "run"))
     with pytest.raises(ValueError, match="device must be 'auto', 'cpu', 'cuda'"):
         train(cfg)
+
+
+# --- a kill between the two checkpoint writes ----------------------------------------------
+
+
+def _best_epochs(history: list[dict]) -> list[int]:
+    """The epochs after which an uninterrupted run writes best.pt."""
+    epochs, best = [], float("inf")
+    for row in history:
+        if row["test_error"] < best:
+            epochs.append(int(row["epoch"]))
+            best = row["test_error"]
+    return epochs
+
+
+def _same_weights(a: dict, b: dict) -> bool:
+    return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+@pytest.fixture(scope="module")
+def improving_run(tmp_path_factory, one_thread) -> Path:
+    """Like ``run_dir`` with seed 1, whose epoch 2 beats epoch 1 (here): best.pt is written twice."""
+    out = tmp_path_factory.mktemp("improving")
+    train(TrainConfig(**TINY, epochs=2, seed=1, out=str(out)))
+    return out
+
+
+@pytest.mark.parametrize("kill", ["missing", "stale"])
+def test_kill_between_last_and_best_then_resume_gives_a_consistent_pair(improving_run, tmp_path, monkeypatch, kill):
+    best_epochs = _best_epochs(load_checkpoint(improving_run / "last.pt")["history"])
+    # missing: killed at epoch 1's best.pt (there is none yet); stale: at a later new best (an older best.pt).
+    kill_epoch = best_epochs[0] if kill == "missing" else next((e for e in best_epochs if e > 1), None)
+    if kill_epoch is None:
+        pytest.skip("on this machine the reference run did not improve after epoch 1")
+    real_save = train_module.save_checkpoint
+
+    def killed_before_best(state, path):
+        if Path(path).name == "best.pt" and state["epoch"] == kill_epoch:
+            raise KeyboardInterrupt  # last.pt of this epoch is on disk, best.pt is not
+        return real_save(state, path)
+
+    monkeypatch.setattr(train_module, "save_checkpoint", killed_before_best)
+    cfg = TrainConfig(**TINY, epochs=2, seed=1, out=str(tmp_path))
+    with pytest.raises(KeyboardInterrupt):
+        train(cfg)
+    monkeypatch.undo()
+    last = load_checkpoint(tmp_path / "last.pt")
+    assert last["epoch"] == kill_epoch and last["best_epoch"] == kill_epoch
+    if kill == "missing":
+        assert not (tmp_path / "best.pt").exists()
+    else:
+        assert load_checkpoint(tmp_path / "best.pt")["epoch"] < kill_epoch
+
+    train(replace_cfg(cfg, resume=True))
+    best, reference = load_checkpoint(tmp_path / "best.pt"), load_checkpoint(improving_run / "best.pt")
+    last = load_checkpoint(tmp_path / "last.pt")
+    assert best["epoch"] == last["best_epoch"] == reference["epoch"] == best_epochs[-1]
+    assert best["best_error"] == min(row["test_error"] for row in last["history"])
+    assert _same_weights(best["model"], reference["model"])
+
+
+def test_resume_of_a_finished_run_repairs_its_best_checkpoint(improving_run, tmp_path, capsys):
+    run = copy_run(improving_run, tmp_path)
+    (run / "best.pt").unlink()  # as a kill after the last epoch's last.pt, before its best.pt, leaves it
+    train(TrainConfig(**TINY, epochs=2, seed=1, out=str(run), resume=True))
+    assert "repaired" in capsys.readouterr().out
+    assert _same_weights(load_checkpoint(run / "best.pt")["model"], load_checkpoint(improving_run / "best.pt")["model"])
+
+
+def replace_cfg(cfg: TrainConfig, **changes) -> TrainConfig:
+    from dataclasses import replace
+
+    return replace(cfg, **changes)
+
+
+# --- run folders: nothing replaced unasked, no leftovers ------------------------------------
+
+
+@pytest.mark.parametrize("kept", [("best.pt", "metrics.csv"), ("metrics.csv",), ("config.json",), ("best.pt",)])
+@pytest.mark.parametrize("resume", [False, True])
+def test_a_folder_with_any_run_file_is_not_replaced(run_dir, tmp_path, capsys, kept, resume):
+    run = copy_run(run_dir, tmp_path)
+    for path in run.iterdir():
+        if path.name not in kept:
+            path.unlink()
+    before = {p.name: p.read_bytes() for p in run.iterdir()}
+    argv = ["train", "--model-args", "k=4,r=1,n=1", "--subset", "96", "--batch-size", "32", "--epochs", "2",
+            "--device", "cpu", "--no-progress", "--out", str(run)] + (["--resume"] if resume else [])
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert "holds a run" in err and kept[0] in err and "--overwrite" in err
+    assert {p.name: p.read_bytes() for p in run.iterdir()} == before
+
+
+def test_leftovers_of_killed_writes_are_removed_on_start_and_resume(run_dir, tmp_path):
+    leftovers = [".last.pt.k2j4x_1a.tmp", ".best.pt.q8z.tmp", ".metrics.csv.tmp", ".config.json.tmp"]
+    run = copy_run(run_dir, tmp_path)
+    for name in leftovers:
+        (run / name).write_bytes(b"half a checkpoint")
+    (run / "notes.txt").write_text("mine")  # not the run's: kept
+    train(TrainConfig(**TINY, epochs=2, out=str(run), resume=True))
+    assert sorted(p.name for p in run.iterdir()) == ["best.pt", "config.json", "last.pt", "metrics.csv", "notes.txt",
+                                                     "projection.json"]
+
+    fresh = tmp_path / "fresh"  # killed before its first checkpoint: only leftovers, no run
+    fresh.mkdir()
+    (fresh / leftovers[0]).write_bytes(b"half a checkpoint")
+    train(TrainConfig(**TINY, epochs=1, out=str(fresh)))
+    assert sorted(p.name for p in fresh.iterdir()) == ["best.pt", "config.json", "last.pt", "metrics.csv",
+                                                       "projection.json"]
+
+
+def test_non_finite_test_loss_stops_the_run(tmp_path, monkeypatch, capsys):
+    real_create_model = train_module.create_model
+    steps_per_epoch = 96 // 32
+
+    def model_that_diverges_on_test_images(*args, **kwargs):
+        model = real_create_model(*args, **kwargs)
+        steps = {"train": 0}
+
+        def poison(module, inputs, output):
+            if module.training:
+                steps["train"] += 1
+                return output
+            # From epoch 2's evaluation on, the test logits are infinite (the training ones stay finite).
+            return output * float("inf") if steps["train"] > steps_per_epoch else output
+
+        model.fc.register_forward_hook(poison)
+        return model
+
+    monkeypatch.setattr(train_module, "create_model", model_that_diverges_on_test_images)
+    # (--time-steps 0: the hook counts training forwards, and the projection's would count too)
+    argv = ["train", "--model-args", "k=4,r=1,n=1", "--subset", "96", "--batch-size", "32", "--epochs", "3",
+            "--device", "cpu", "--no-progress", "--time-steps", "0", "--out", str(tmp_path)]
+    assert main(argv) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "test loss became nan after epoch 2" in err and "--lr" in err
+    assert load_checkpoint(tmp_path / "last.pt")["epoch"] == 1
+    assert load_checkpoint(tmp_path / "best.pt")["epoch"] == 1
+    with open(tmp_path / "metrics.csv") as f:
+        assert [row["epoch"] for row in csv.DictReader(f)] == ["1"]

@@ -188,7 +188,7 @@ def test_gpu_data_trains_on_cifar_and_is_refused_for_the_digits(tmp_path, capsys
     assert main([*common, "--out", str(tmp_path / "again")]) == 0
     a, b = load_checkpoint(tmp_path / "run" / "last.pt"), load_checkpoint(tmp_path / "again" / "last.pt")
     assert all(torch.equal(a["model"][k], b["model"][k]) for k in a["model"])  # seeded: same run twice
-    assert main(["train", "--dataset", "digits", "--gpu-data", "--device", "cpu", "--out", str(tmp_path / "d")]) == 1
+    assert main(["train", "--dataset", "digits", "--gpu-data", "--device", "cpu", "--out", str(tmp_path / "d")]) == 2
     assert "gpu_data is for CIFAR-10/100" in capsys.readouterr().err
 
 

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import gzip
 import os
+import pickle
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -32,6 +33,7 @@ from torch.utils.data import Dataset, Subset, TensorDataset
 __all__ = [
     "CIFAR100_MEAN",
     "CIFAR100_STD",
+    "CorruptDataError",
     "DATASETS",
     "DIGITS_PATH",
     "DataSpec",
@@ -41,6 +43,7 @@ __all__ = [
     "digits_datasets",
     "digits_split",
     "imagenet_datasets",
+    "load_cifar_file",
     "load_digits",
 ]
 
@@ -55,6 +58,18 @@ _SPLIT_SEED = 0
 
 class DatasetNotFoundError(FileNotFoundError):
     """A dataset is not on disk and could not be downloaded."""
+
+
+class CorruptDataError(ValueError):
+    """A dataset file cannot be read (truncated, corrupt, not in its format); the message names the file."""
+
+    def __init__(self, message: str):
+        # A DataLoader worker's error comes back as type(error)(a text with the worker's traceback);
+        # keep its last line, the message itself.
+        marker = f"{type(self).__name__}: "
+        if "Original Traceback" in message and marker in message:
+            message = message.rsplit(marker, 1)[1].strip()
+        super().__init__(message)
 
 
 @dataclass
@@ -221,13 +236,13 @@ def cifar_datasets(
         )
     if missing:
         try:
-            base(root, train=True, download=True)
+            _safe_cifar(base, True)(root, train=True, download=True)
         except OSError as err:  # urllib's URLError is an OSError: offline, DNS, refused...
             raise DatasetNotFoundError(
                 f"{title} not found in {folder} and the download from {base.url} failed ({err}). "
                 f"{how_to_get}"
             ) from err
-    cls = base if verify_checksums else _unchecked(base)
+    cls = _safe_cifar(base, verify_checksums)
     train_tf, test_tf = cifar_transforms(name, augment)
     try:
         return cls(root, train=True, transform=train_tf), cls(root, train=False, transform=test_tf)
@@ -238,17 +253,103 @@ def cifar_datasets(
         ) from err
 
 
-def _unchecked(base: type) -> type:
-    """``base`` with the MD5 checks replaced by "the file exists" (torchvision skips MD5 for None)."""
-    return type(
-        f"Unchecked{base.__name__}",
-        (base,),
-        {
-            "train_list": [[name, None] for name, _ in base.train_list],
-            "test_list": [[name, None] for name, _ in base.test_list],
-            "meta": {**base.meta, "md5": None},
-        },
-    )
+class _CifarUnpickler(pickle.Unpickler):
+    """Rebuilds only what CIFAR's python files hold: dicts, lists, bytes, strings, numbers, numpy arrays.
+
+    Any other global a file names (the way a pickle runs code: ``os.system``, ``eval``, any
+    ``__reduce__``) is refused before it is looked up, so a crafted file runs nothing.
+    """
+
+    _ALLOWED = {
+        ("numpy._core.multiarray", "_reconstruct"),  # ndarray.__reduce__, protocols 0-4
+        ("numpy._core.multiarray", "scalar"),
+        ("numpy._core.numeric", "_frombuffer"),  # ndarray.__reduce_ex__, protocol 5
+        ("numpy", "ndarray"),
+        ("numpy", "dtype"),
+        ("_codecs", "encode"),  # bytes pickled by Python 3 with protocol 2
+    }
+
+    def find_class(self, module: str, name: str):
+        if module.startswith("numpy.core"):  # files written before NumPy 2 renamed numpy.core
+            module = "numpy._core" + module[len("numpy.core"):]
+        if (module, name) not in self._ALLOWED:
+            raise pickle.UnpicklingError(f"refused to load {module}.{name}: a CIFAR file holds only arrays, "
+                                         "lists, strings and numbers")
+        return super().find_class(module, name)
+
+
+def load_cifar_file(path: str | os.PathLike) -> dict:
+    """One CIFAR python-format file (a batch or the meta file) through the restricted unpickler.
+
+    Nothing in the file can run code; a truncated, corrupt or non-CIFAR file raises
+    :class:`CorruptDataError` naming it.
+    """
+    try:
+        with open(path, "rb") as f:
+            entry = _CifarUnpickler(f, encoding="latin1").load()
+    except (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError, IndexError, KeyError,
+            MemoryError) as err:
+        raise CorruptDataError(f"cannot read the CIFAR file {path}: {type(err).__name__}: {err}") from None
+    if not isinstance(entry, dict):
+        raise CorruptDataError(f"cannot read the CIFAR file {path}: expected a dict, found {type(entry).__name__}")
+    return entry
+
+
+def _cifar_batch(path: Path, classes: int) -> tuple[np.ndarray, list[int]]:
+    """The images (N, 3072) uint8 and labels of a batch file, checked so that training cannot fail on them."""
+    entry = load_cifar_file(path)
+    images = entry.get("data")
+    labels = entry.get("labels", entry.get("fine_labels"))
+    problem = None
+    if not isinstance(images, np.ndarray) or images.dtype != np.uint8 or images.ndim != 2 or images.shape[1] != 3072:
+        problem = "'data' is not a uint8 array of rows of 3072 pixels"
+    elif not isinstance(labels, list) or len(labels) != len(images):
+        problem = f"expected {len(images)} labels under 'labels' or 'fine_labels'"
+    elif not all(isinstance(y, int) and not isinstance(y, bool) and 0 <= y < classes for y in labels):
+        problem = f"labels must be integers from 0 to {classes - 1}"
+    if problem:
+        raise CorruptDataError(f"not a CIFAR batch: {path}: {problem}")
+    return images, labels
+
+
+def _safe_cifar(base: type, verify_checksums: bool) -> type:
+    """``base`` (CIFAR10/100) reading its files through :func:`load_cifar_file`, never plain pickle.
+
+    Without ``verify_checksums`` the MD5 checks become "the file exists" (torchvision skips MD5
+    for None); the restricted loading is the same either way.
+    """
+    from torchvision.datasets.utils import check_integrity
+    from torchvision.datasets.vision import VisionDataset
+
+    def __init__(self, root, train: bool = True, transform=None, target_transform=None, download: bool = False):
+        VisionDataset.__init__(self, root, transform=transform, target_transform=target_transform)
+        self.train = train
+        if download:
+            self.download()
+        if not self._check_integrity() or not check_integrity(self._path(self.meta["filename"]), self.meta["md5"]):
+            raise RuntimeError("a file is missing or its MD5 sum differs")
+        meta = load_cifar_file(self._path(self.meta["filename"]))
+        self.classes = meta.get(self.meta["key"])
+        if not isinstance(self.classes, list) or not self.classes:
+            raise CorruptDataError(f"not a CIFAR meta file: {self._path(self.meta['filename'])}: no list of class "
+                                   f"names under {self.meta['key']!r}")
+        self.class_to_idx = {c: i for i, c in enumerate(self.classes)}
+        batches = [_cifar_batch(self._path(name), len(self.classes))
+                   for name, _ in (self.train_list if train else self.test_list)]
+        self.data = np.vstack([images for images, _ in batches]).reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1)
+        self.targets = [y for _, labels in batches for y in labels]
+
+    def _path(self, name: str) -> str:
+        return os.path.join(self.root, self.base_folder, name)
+
+    members: dict = {"__init__": __init__, "_path": _path}
+    if not verify_checksums:
+        members.update(
+            train_list=[[name, None] for name, _ in base.train_list],
+            test_list=[[name, None] for name, _ in base.test_list],
+            meta={**base.meta, "md5": None},
+        )
+    return type(f"Safe{base.__name__}", (base,), members)
 
 
 # --- ImageNet ---------------------------------------------------------------------------
@@ -281,6 +382,17 @@ def imagenet_transforms(augment: bool = True):
     return train, evaluation
 
 
+def _load_image(path: str):
+    """torchvision's image loader, with an unreadable file named in the error (training stops there)."""
+    from PIL import Image
+    from torchvision.datasets.folder import default_loader
+
+    try:
+        return default_loader(path)
+    except (OSError, Image.DecompressionBombError, SyntaxError, ValueError) as err:
+        raise CorruptDataError(f"cannot read the image {path}: {err}") from None
+
+
 def imagenet_datasets(data_dir: str | os.PathLike, *, augment: bool = True):
     """ImageNet (train, val) as torchvision ImageFolders under ``data_dir/train`` and ``data_dir/val``."""
     from torchvision.datasets import ImageFolder
@@ -296,7 +408,8 @@ def imagenet_datasets(data_dir: str | os.PathLike, *, augment: bool = True):
                 f"into class folders), then pass --data-dir {root}."
             )
     train_tf, eval_tf = imagenet_transforms(augment)
-    train, val = ImageFolder(root / "train", transform=train_tf), ImageFolder(root / "val", transform=eval_tf)
+    train = ImageFolder(root / "train", transform=train_tf, loader=_load_image)
+    val = ImageFolder(root / "val", transform=eval_tf, loader=_load_image)
     if train.classes != val.classes:
         raise ValueError(
             f"ImageNet train and val class folders differ under {root}: "
