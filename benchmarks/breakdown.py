@@ -7,7 +7,7 @@ fast SeqConv2d and the per-group baseline (``set_fast(layer, False)``) at the th
 shapes of ``seqresnet_k8_r4_n1``, and splits each one's time into the convolution kernels (``mkldnn_convolution`` and
 ``convolution_backward``, self time) and all other operators. The fast layer's
 convolution time alone, divided by the plain layer's *whole* time, is a floor under the
-layer ratio of issue 5 that no rearrangement of the other operators can go below.
+layer ratio goal (1.5x the plain layer) that no rearrangement of the other operators can go below.
 """
 
 from __future__ import annotations

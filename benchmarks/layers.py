@@ -4,7 +4,7 @@
                                 [--no-baseline] [--against-rev REV]
 
 The shapes are the three stages of ``seqresnet_k8_r4_n1`` (C=64/128/192, k=8, window C,
-32/16/8 pixels). Goal (issue 5): fast WSeqConv <= 1.5x the plain layer. The baseline is
+32/16/8 pixels). Goal: fast WSeqConv <= 1.5x the plain layer. The baseline is
 the same layer run group by group as the paper writes it (``set_fast(layer, False)``).
 ``--against-rev REV`` also times the fast layer of git revision ``REV`` (on the same
 weights, interleaved): a change to the library must not slow it down.

@@ -218,7 +218,7 @@ def _run_demo(args: argparse.Namespace) -> int:
 
     cfg = TrainConfig(
         model="seqresnet_k8_r4_n1", dataset="digits", recipe="quick", epochs=args.epochs, seed=args.seed,
-        device=args.device, out=args.out,
+        device=args.device, out=args.out, amp="off",  # float32 on any device: a demo run compares as its own
     )
     out = Path(args.out)
     if run_files(out):

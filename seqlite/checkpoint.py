@@ -116,10 +116,13 @@ def capture_rng_state() -> dict[str, Any]:
 
 
 def restore_rng_state(state: dict[str, Any]) -> None:
-    """Inverse of :func:`capture_rng_state`."""
+    """Inverse of :func:`capture_rng_state` (CUDA states: as many as there are visible devices)."""
     torch.set_rng_state(state["torch"])
     if state["cuda"] and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])
+        # A run saved on more GPUs than are visible now (two GPUs, resumed on Colab's one):
+        # restore the devices that exist; the others' states have no device to go to.
+        for index, cuda_state in enumerate(state["cuda"][: torch.cuda.device_count()]):
+            torch.cuda.set_rng_state(cuda_state, index)
     mt_name, mt_keys, mt_pos, has_gauss, cached_gaussian = state["numpy"]
     np.random.set_state((mt_name, mt_keys.numpy().astype(np.uint32), mt_pos, has_gauss, cached_gaussian))
     version, internal, gauss_next = state["python"]

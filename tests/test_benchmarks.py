@@ -10,9 +10,7 @@ import torch
 
 import seqlite
 from benchmarks import breakdown, layers, memory, train_step  # the repository root is on sys.path
-from benchmarks.baseline import PlainConvStandIn, use_plain_conv
 from benchmarks.common import seqlite_at
-from seqlite import SeqConv2d, create_model
 
 _ROOT = Path(__file__).resolve().parent.parent
 _IN_GIT = subprocess.run(["git", "-C", str(_ROOT), "rev-parse", "--verify", "--quiet", "HEAD"],
@@ -101,16 +99,3 @@ def test_memory_benchmark_measures_each_variant_in_its_own_process(capsys):
     for smaller, larger in [("memory_efficient", "default"), ("fast", "baseline")]:
         case = "b22_224" if smaller == "memory_efficient" else "dense_16_512"
         assert kept[case, smaller] < kept[case, larger] and peak[case, smaller] < peak[case, larger]
-
-
-def test_plain_conv_stand_in_is_one_convolution_per_layer():
-    torch.manual_seed(0)
-    model = use_plain_conv(create_model("seqresnet_k8_r4_n1", r=1))
-    layers_ = [m for m in model.modules() if isinstance(m, SeqConv2d)]
-    assert layers_ and all(type(m) is PlainConvStandIn for m in layers_)
-    assert all(m.plain_conv.weight.shape == (m.out_channels, m.in_channels, 3, 3) for m in layers_)
-    model(torch.randn(2, 3, 16, 16)).sum().backward()
-    assert all(m.plain_conv.weight.grad is not None for m in layers_)
-    assert all(t.conv3x3.weight.grad is None for m in layers_ for t in m.transforms)  # SeqConv unused
-    with pytest.raises(ValueError, match="basic SeqConv layers only"):
-        use_plain_conv(create_model("seqresnet_b_k16_r7_n1"))

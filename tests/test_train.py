@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import shutil
 import warnings
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -141,9 +142,9 @@ def test_parse_model_args():
 
 
 def test_bad_options_name_the_parameter():
-    with pytest.raises(ValueError, match="amp must be one of off, bf16, fp16"):
+    with pytest.raises(ValueError, match="amp must be one of auto, off, bf16, fp16"):
         TrainConfig(amp="fp8").resolved()
-    with pytest.raises(ValueError, match="recipe must be one of paper, quick"):
+    with pytest.raises(ValueError, match="recipe must be one of paper, short, quick"):
         TrainConfig(recipe="fast").resolved()
     with pytest.raises(ValueError, match="epochs must be a positive integer"):
         TrainConfig(epochs=0).resolved()
@@ -174,7 +175,7 @@ def test_run_writes_its_resolved_config_beside_the_metrics(run_dir):
     resolved = TrainConfig(**TINY, epochs=2, out=str(run_dir)).resolved()
     assert saved["epochs"] == 2 and saved["lr"] == 0.1 and saved["workers"] == 0 and saved["out"] == str(run_dir)
     assert saved == json.loads(json.dumps(load_checkpoint(run_dir / "last.pt")["config"]))
-    assert TrainConfig(**saved).resolved() == resolved
+    assert TrainConfig(**saved).resolved() == replace(resolved, amp="off")  # what amp "auto" is on a CPU
 
 
 def test_cpu_run_gives_no_warnings(run_dir):
@@ -325,7 +326,8 @@ def test_non_finite_loss_stops_with_last_good_checkpoint_intact(tmp_path, monkey
 
     monkeypatch.setattr(train_module, "create_model", diverging_model)
     with pytest.raises(NonFiniteLossError, match=r"became nan in epoch 2 .*--lr"):
-        train(TrainConfig(**TINY, epochs=3, out=str(tmp_path)))
+        # (time_steps=0: the hook counts training forwards, and the projection's would count too)
+        train(TrainConfig(**TINY, epochs=3, time_steps=0, out=str(tmp_path)))
     last = load_checkpoint(tmp_path / "last.pt")
     assert last["epoch"] == 1 and load_checkpoint(tmp_path / "best.pt")["epoch"] == 1
     assert all(torch.isfinite(t).all() for t in last["model"].values() if t.is_floating_point())
@@ -445,13 +447,15 @@ def test_leftovers_of_killed_writes_are_removed_on_start_and_resume(run_dir, tmp
         (run / name).write_bytes(b"half a checkpoint")
     (run / "notes.txt").write_text("mine")  # not the run's: kept
     train(TrainConfig(**TINY, epochs=2, out=str(run), resume=True))
-    assert sorted(p.name for p in run.iterdir()) == ["best.pt", "config.json", "last.pt", "metrics.csv", "notes.txt"]
+    assert sorted(p.name for p in run.iterdir()) == ["best.pt", "config.json", "last.pt", "metrics.csv", "notes.txt",
+                                                     "projection.json"]
 
     fresh = tmp_path / "fresh"  # killed before its first checkpoint: only leftovers, no run
     fresh.mkdir()
     (fresh / leftovers[0]).write_bytes(b"half a checkpoint")
     train(TrainConfig(**TINY, epochs=1, out=str(fresh)))
-    assert sorted(p.name for p in fresh.iterdir()) == ["best.pt", "config.json", "last.pt", "metrics.csv"]
+    assert sorted(p.name for p in fresh.iterdir()) == ["best.pt", "config.json", "last.pt", "metrics.csv",
+                                                       "projection.json"]
 
 
 def test_non_finite_test_loss_stops_the_run(tmp_path, monkeypatch, capsys):
@@ -473,8 +477,9 @@ def test_non_finite_test_loss_stops_the_run(tmp_path, monkeypatch, capsys):
         return model
 
     monkeypatch.setattr(train_module, "create_model", model_that_diverges_on_test_images)
+    # (--time-steps 0: the hook counts training forwards, and the projection's would count too)
     argv = ["train", "--model-args", "k=4,r=1,n=1", "--subset", "96", "--batch-size", "32", "--epochs", "3",
-            "--device", "cpu", "--no-progress", "--out", str(tmp_path)]
+            "--device", "cpu", "--no-progress", "--time-steps", "0", "--out", str(tmp_path)]
     assert main(argv) == 1
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "test loss became nan after epoch 2" in err and "--lr" in err

@@ -356,14 +356,29 @@ def _safe_cifar(base: type, verify_checksums: bool) -> type:
 
 
 def imagenet_transforms(augment: bool = True):
-    """Random-resized crop 224 + flip for training; resize 256 + centre crop 224 for evaluation."""
+    """The standard ImageNet augmentation the paper adopts (paper 4.2, after fb.resnet.torch).
+
+    Training: random-resized crop 224 (scale augmentation), colour jitter (brightness,
+    contrast and saturation 0.4), AlexNet's PCA lighting noise (std 0.1, :class:`Lighting`),
+    horizontal flip, normalisation. Evaluation: resize 256, centre crop 224, normalisation.
+    """
     from torchvision import transforms as T
 
     from ..seqresnet import IMAGENET_MEAN, IMAGENET_STD
+    from .augment import Lighting
 
-    normalise = [T.ToTensor(), T.Normalize(IMAGENET_MEAN, IMAGENET_STD)]
-    evaluation = T.Compose([T.Resize(256), T.CenterCrop(224), *normalise])
-    train = T.Compose([T.RandomResizedCrop(224), T.RandomHorizontalFlip(), *normalise]) if augment else evaluation
+    normalise = T.Normalize(IMAGENET_MEAN, IMAGENET_STD)
+    evaluation = T.Compose([T.Resize(256), T.CenterCrop(224), T.ToTensor(), normalise])
+    if not augment:
+        return evaluation, evaluation
+    train = T.Compose([
+        T.RandomResizedCrop(224),
+        T.ColorJitter(brightness=0.4, contrast=0.4, saturation=0.4),
+        T.ToTensor(),
+        Lighting(0.1),  # on [0, 1] pixels, before normalisation
+        T.RandomHorizontalFlip(),
+        normalise,
+    ])
     return train, evaluation
 
 
