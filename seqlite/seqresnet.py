@@ -10,6 +10,7 @@ and 3 is a builder of its own registered with :func:`~seqlite.registry.register_
 
 from __future__ import annotations
 
+import operator
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
@@ -395,9 +396,17 @@ def _cifar_network(
     memory_efficient: bool = False,
 ) -> SeqResNet:
     """The CIFAR template of Table 1, with ``architecture`` as the name it reports."""
-    for name, value in (("k", k), ("r", r)):
-        if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+    def positive(name: str, value: object) -> int:
+        # Anything operator.index accepts (numpy integers too), but not bools.
+        try:
+            number = None if isinstance(value, bool) else operator.index(value)
+        except TypeError:
+            number = None
+        if number is None or number <= 0:
             raise ValueError(f"{name} must be a positive integer, got {value!r}")
+        return number
+
+    k, r = positive("k", k), positive("r", r)
     for name, value in (("bottleneck", bottleneck), ("windowed", windowed), ("memory_efficient", memory_efficient)):
         if not isinstance(value, bool):  # a string such as "false" would silently count as True
             raise ValueError(f"{name} must be True or False, got {value!r}")

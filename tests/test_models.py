@@ -240,3 +240,12 @@ def test_wrong_input_channels():
     model = create_model("seqresnet_cifar", k=8, r=1, n=1)
     with pytest.raises(ValueError, match=r"expected input of shape \(N, 3, H, W\), got \(1, 1, 32, 32\)"):
         model(torch.randn(1, 1, 32, 32))
+
+
+def test_cifar_template_takes_numpy_integers_but_not_bools():
+    import numpy as np
+
+    model = create_model("seqresnet_cifar", k=np.int64(4), r=np.int64(1), n=1)
+    assert model.cfg.k == (4, 4, 4) and type(model.cfg.k[0]) is int
+    with pytest.raises(ValueError, match="k must be a positive integer"):
+        create_model("seqresnet_cifar", k=True, r=1, n=1)
