@@ -29,10 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-try:  # metrics.csv reading moves from seqlite.viz to seqlite.metrics
-    from .metrics import read_metrics
-except ImportError:  # pragma: no cover - older layout
-    from .viz import read_metrics
+from .metrics import read_metrics
 
 __all__ = [
     "DATASETS",
