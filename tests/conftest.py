@@ -96,3 +96,34 @@ def _check_panel_structure(panel, css: str) -> None:
 def check_panel_structure():
     """The structure and display check every widget panel passes (ipywidgets 7 and 8 alike)."""
     return _check_panel_structure
+
+
+@pytest.fixture(scope="module")
+def one_thread():
+    """Tiny models gain nothing from more threads, and lose a lot on a busy 2-core machine.
+
+    Modules that train use it with ``pytestmark = pytest.mark.usefixtures("one_thread")``.
+    """
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def _lr_per_epoch(cfg) -> tuple[torch.optim.Optimizer, list[float]]:
+    from seqlite.train import build_optimizer, build_scheduler
+
+    optimizer = build_optimizer(nn.Linear(2, 2), cfg)
+    scheduler = build_scheduler(optimizer, cfg)
+    lrs = []
+    for _ in range(cfg.epochs):
+        lrs.append(optimizer.param_groups[0]["lr"])
+        optimizer.step()
+        scheduler.step()
+    return optimizer, lrs
+
+
+@pytest.fixture
+def lr_per_epoch():
+    """``lr_per_epoch(cfg) -> (optimizer, lrs)``: the learning rate of each epoch of a resolved config."""
+    return _lr_per_epoch

@@ -19,12 +19,7 @@ TINY = ["--model-args", "k=4,r=1,n=1", "--subset", "64", "--batch-size", "32", "
         "--no-progress"]
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def run_cli(argv: list[str], capsys) -> tuple[int, str]:

@@ -10,7 +10,6 @@ from pathlib import Path
 
 import pytest
 import torch
-from torch import nn
 
 import seqlite.train as train_module
 from seqlite import seqresnet_cifar
@@ -21,8 +20,6 @@ from seqlite.train import (
     METRICS_COLUMNS,
     NonFiniteLossError,
     TrainConfig,
-    build_optimizer,
-    build_scheduler,
     evaluate_checkpoint,
     train,
 )
@@ -34,13 +31,7 @@ TINY = dict(model="seqresnet_k8_r4_n1", model_args={"k": 4, "r": 1, "n": 1}, dat
 RUN_WARNINGS: list[str] = []
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    # Tiny models gain nothing from more threads, and lose a lot on a busy 2-core machine.
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")
@@ -61,43 +52,32 @@ def copy_run(run_dir: Path, tmp_path: Path) -> Path:
 # --- the paper's recipe (paper 4.2) -------------------------------------------------------
 
 
-def _lrs(cfg: TrainConfig) -> tuple[torch.optim.Optimizer, list[float]]:
-    optimizer = build_optimizer(nn.Linear(2, 2), cfg)
-    scheduler = build_scheduler(optimizer, cfg)
-    lrs = []
-    for _ in range(cfg.epochs):
-        lrs.append(optimizer.param_groups[0]["lr"])
-        optimizer.step()
-        scheduler.step()
-    return optimizer, lrs
-
-
 @pytest.mark.parametrize("dataset", ["cifar10", "cifar100"])
-def test_paper_recipe_cifar(dataset):
+def test_paper_recipe_cifar(dataset, lr_per_epoch):
     cfg = train_config(["--dataset", dataset]).resolved()
     assert (cfg.recipe, cfg.epochs, cfg.batch_size) == ("paper", 300, 64)
-    optimizer, lrs = _lrs(cfg)
+    optimizer, lrs = lr_per_epoch(cfg)
     assert isinstance(optimizer, torch.optim.SGD)
     group = optimizer.param_groups[0]
     assert (group["momentum"], group["nesterov"], group["weight_decay"]) == (0.9, True, 1e-4)
     assert lrs[0] == 0.1
     expected = [0.1] * 150 + [0.01] * 75 + [0.001] * 75  # lr / 10 at epochs 150 and 225
     assert lrs == pytest.approx(expected, rel=1e-9)
-    _, short = _lrs(train_config(["--dataset", dataset, "--epochs", "1"]).resolved())
+    _, short = lr_per_epoch(train_config(["--dataset", dataset, "--epochs", "1"]).resolved())
     assert short == [0.1]  # 50% of one epoch rounds to 0: no cut before the first epoch
 
 
-def test_paper_recipe_imagenet():
+def test_paper_recipe_imagenet(lr_per_epoch):
     cfg = train_config(["--dataset", "imagenet"]).resolved()
     assert (cfg.epochs, cfg.batch_size, cfg.lr) == (100, 256, 0.1)
-    optimizer, lrs = _lrs(cfg)
+    optimizer, lrs = lr_per_epoch(cfg)
     group = optimizer.param_groups[0]
     assert (group["momentum"], group["nesterov"], group["weight_decay"]) == (0.9, True, 1e-4)
     expected = [0.1] * 30 + [0.01] * 30 + [0.001] * 30 + [0.0001] * 10  # lr / 10 every 30 epochs
     assert lrs == pytest.approx(expected, rel=1e-9)
 
 
-def test_command_line_options_reach_the_config():
+def test_command_line_options_reach_the_config(lr_per_epoch):
     cfg = train_config([
         "--model", "seqresnet_b_k16_r7_n1", "--model-args", "k=8,n=(1,2,1)", "--dataset", "cifar100",
         "--epochs", "20", "--batch-size", "128", "--lr", "0.05", "--recipe", "quick", "--seed", "3",
@@ -106,7 +86,7 @@ def test_command_line_options_reach_the_config():
     assert cfg.model_args == {"k": 8, "n": (1, 2, 1)}
     assert (cfg.epochs, cfg.batch_size, cfg.lr, cfg.recipe, cfg.seed, cfg.amp) == (20, 128, 0.05, "quick", 3, "bf16")
     assert cfg.channels_last and cfg.compile and cfg.resume and cfg.sync_bn and (cfg.workers, cfg.out) == (2, "x")
-    _, lrs = _lrs(cfg.resolved())
+    _, lrs = lr_per_epoch(cfg.resolved())
     assert lrs[0] == 0.05 and lrs[-1] < lrs[0] / 10  # the quick recipe's cosine schedule
 
 

@@ -14,43 +14,28 @@ from torch import nn
 import seqlite.train as train_module
 from seqlite.__main__ import build_parser, main, train_config
 from seqlite.checkpoint import load_checkpoint
-from seqlite.train import TrainConfig, build_optimizer, build_scheduler, project_time, recipe_for, train
+from seqlite.train import TrainConfig, build_optimizer, project_time, recipe_for, train
 
 TINY = dict(model="seqresnet_k8_r4_n1", model_args={"k": 4, "r": 1, "n": 1}, dataset="digits", batch_size=32,
             subset=96, device="cpu", progress=False)
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
-def _lrs(cfg: TrainConfig) -> list[float]:
-    optimizer = build_optimizer(nn.Linear(2, 2), cfg)
-    scheduler = build_scheduler(optimizer, cfg)
-    lrs = []
-    for _ in range(cfg.epochs):
-        lrs.append(optimizer.param_groups[0]["lr"])
-        optimizer.step()
-        scheduler.step()
-    return lrs
-
-
-def test_short_recipe_warms_up_then_decays_by_cosine():
+def test_short_recipe_warms_up_then_decays_by_cosine(lr_per_epoch):
     recipe = recipe_for("short", "cifar10")
     assert (recipe.epochs, recipe.batch_size, recipe.lr, recipe.weight_decay, recipe.warmup_epochs) == \
         (40, 128, 0.2, 5e-4, 3)
     assert recipe.momentum == 0.9 and recipe.nesterov  # the paper's optimiser
     cfg = TrainConfig(dataset="cifar10", recipe="short").resolved()
-    lrs = _lrs(cfg)
+    _, lrs = lr_per_epoch(cfg)
     assert lrs[:4] == pytest.approx([0.05, 0.1, 0.15, 0.2])  # linear warm-up to the full lr
     assert all(a > b for a, b in zip(lrs[3:], lrs[4:])) and lrs[-1] < 0.002  # cosine down towards 0
     optimizer = build_optimizer(nn.Linear(2, 2), cfg)
     assert optimizer.param_groups[0]["weight_decay"] == 5e-4 and optimizer.param_groups[0]["nesterov"]
-    assert _lrs(TrainConfig(dataset="cifar10", recipe="short", epochs=2).resolved()) == pytest.approx([0.2, 0.1])
+    _, two_epochs = lr_per_epoch(TrainConfig(dataset="cifar10", recipe="short", epochs=2).resolved())
+    assert two_epochs == pytest.approx([0.2, 0.1])
     with pytest.raises(ValueError, match="'short' is a CIFAR recipe"):
         recipe_for("short", "imagenet")
     assert "not yet measured on a gpu" in " ".join(recipe_for.__doc__.lower().split())
