@@ -159,6 +159,27 @@ def group_connectivity(in_channels: int, out_channels: int, k: int, window: int 
     return conn
 
 
+def _group_arrow(ax: Axes, source: int, target: int, box_w: float, box_h: float, rad: float, **style: Any) -> None:
+    """An arrow from the box at x = ``source`` to the one at ``target`` (id ``edge{source}->{target}``).
+
+    Neighbours are joined straight, side to side; farther boxes by an arc over the top, so
+    the arcs of one row nest instead of crossing the boxes.
+    """
+    from matplotlib.patches import FancyArrowPatch
+
+    adjacent = target - source == 1
+    ax.add_patch(
+        FancyArrowPatch(
+            (source + box_w / 2 * adjacent, box_h / 2 * (not adjacent)),
+            (target - box_w / 2 * adjacent, box_h / 2 * (not adjacent)),
+            connectionstyle=f"arc3,rad={0.0 if adjacent else -rad}",
+            arrowstyle="-|>",
+            gid=f"edge{source}->{target}",
+            **style,
+        )
+    )
+
+
 def plot_exploded_view(
     layer_or_config: SeqConv2d | SeqConvSpec | Mapping[str, Any], ax: Axes | None = None, *,
     split_input: bool | None = None
@@ -180,7 +201,7 @@ def plot_exploded_view(
     Arrow ids (``gid``) are ``edge{j}->{i}``: ``j`` the source (``0`` the whole input,
     or with a split input ``x_j``, ``j <= 0`` for the parts of ``x_0``), ``i`` the group.
     """
-    from matplotlib.patches import FancyArrowPatch, FancyBboxPatch
+    from matplotlib.patches import FancyBboxPatch
 
     spec = _layer_config(layer_or_config)
     in_channels, out_channels, k, window = spec.in_channels, spec.out_channels, spec.k, spec.window
@@ -235,21 +256,8 @@ def plot_exploded_view(
         start, stop = views[pos - 1]
         ax.text(pos, -0.42, f"sees {stop - start}\ndepth {pos}", ha="center", va="top", fontsize=7)
     for source, target, partial in edges:
-        adjacent = target - source == 1
-        ax.add_patch(
-            FancyArrowPatch(
-                (source + box_w / 2 * adjacent, box_h / 2 * (not adjacent)),
-                (target - box_w / 2 * adjacent, box_h / 2 * (not adjacent)),
-                connectionstyle=f"arc3,rad={0.0 if adjacent else -rad}",
-                arrowstyle="-|>",
-                mutation_scale=8,
-                lw=0.8,
-                ls="--" if partial else "-",
-                color=_WINDOW_COLOR if window is not None else _DENSE_COLOR,
-                alpha=0.8,
-                gid=f"edge{source}->{target}",
-            )
-        )
+        _group_arrow(ax, source, target, box_w, box_h, rad, mutation_scale=8, lw=0.8, alpha=0.8,
+                     ls="--" if partial else "-", color=_WINDOW_COLOR if window is not None else _DENSE_COLOR)
     # Output bracket under x_1 .. x_g.
     ax.plot([1 - box_w / 2, 1 - box_w / 2, g + box_w / 2, g + box_w / 2], [-0.8, -0.88, -0.88, -0.8], color="k", lw=1)
     ax.text((1 + g) / 2, -0.95, f"output $[x_1, \\dots, x_{{{g}}}]$: {out_channels} channels", ha="center",
@@ -306,16 +314,8 @@ def plot_residual_block(channels: int = 24, k: int = 8, ax: Axes | None = None) 
                                      lw=1.2, color="tab:green", gid=f"shortcut{i}"))
     for target in range(1, 2 * g + 1):
         for source in range(target - g, target):
-            adjacent = target - source == 1
-            ax.add_patch(
-                FancyArrowPatch(
-                    (source + box_w / 2 * adjacent, box_h / 2 * (not adjacent)),
-                    (target - box_w / 2 * adjacent, box_h / 2 * (not adjacent)),
-                    connectionstyle=f"arc3,rad={0.0 if adjacent else -rad}",
-                    arrowstyle="-|>", mutation_scale=7, lw=0.7, alpha=0.7,
-                    color=_WINDOW_COLOR if target <= g else "tab:orange", gid=f"edge{source}->{target}",
-                )
-            )
+            _group_arrow(ax, source, target, box_w, box_h, rad, mutation_scale=7, lw=0.7, alpha=0.7,
+                         color=_WINDOW_COLOR if target <= g else "tab:orange")
 
     def bracket(x0: float, x1: float, y: float, text: str) -> None:
         ax.plot([x0 - box_w / 2, x0 - box_w / 2, x1 + box_w / 2, x1 + box_w / 2], [y + 0.08, y, y, y + 0.08],
