@@ -69,7 +69,7 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset, DistributedSampler, RandomSampler, Subset
 
 from . import accel
-from .accel import AMP_MODES, make_scaler, resolve_amp
+from .accel import AMP_MODES, autocast, make_scaler, resolve_amp
 from .checkpoint import CheckpointError, capture_rng_state, load_checkpoint, restore_rng_state, save_checkpoint
 from .data import DATASETS, DataSpec, build_datasets
 from .data.augment import EpochIndexSampler, SeededAugmentation
@@ -415,13 +415,6 @@ def _epoch_seed(seed: int, epoch: int) -> int:
     return seed * 100_003 + epoch
 
 
-def _autocast(device: torch.device, amp: str):
-    if amp == "off":
-        return contextlib.nullcontext()
-    dtype = torch.bfloat16 if amp == "bf16" else torch.float16
-    return torch.autocast(device.type, dtype=dtype)
-
-
 # --- data -------------------------------------------------------------------------------
 
 
@@ -470,7 +463,7 @@ def _all_finite(value: torch.Tensor, proc: _Process) -> bool:
 
 def _train_step(model, images, targets, optimizer, scaler, amp: str, device: torch.device):
     """Forward, loss, backward, update; with fp16 the scaler skips a step whose gradients overflowed."""
-    with _autocast(device, amp):
+    with autocast(device, amp):
         logits = model(images)
         loss = F.cross_entropy(logits, targets)
     optimizer.zero_grad(set_to_none=True)
@@ -539,7 +532,7 @@ def evaluate(
     loss_sum, wrong1, wrong5, seen = 0.0, 0, 0, 0
     for images, targets in loader:
         images, targets = _to_device(images, targets, device, channels_last)
-        with _autocast(device, amp):
+        with autocast(device, amp):
             logits = model(images)
         logits = logits.float()
         loss_sum += F.cross_entropy(logits, targets, reduction="sum").item()
