@@ -19,7 +19,9 @@ __all__ = [
     "GITHUB_REPO",
     "INSTALL_SOURCE",
     "INSTALL_SOURCE_VARIABLE",
+    "ClaimError",
     "NotebookContext",
+    "check_claim",
     "quick_mode",
     "setup_notebook",
 ]
@@ -71,3 +73,22 @@ def setup_notebook(seed: int = 0, announce: bool = True) -> NotebookContext:
         else:  # SEQLITE_QUICK=0 without a GPU: full-length runs on the CPU, at the user's request
             print("Full mode on the CPU (SEQLITE_QUICK=0): full-length training runs will be slow.")
     return NotebookContext(device=device, quick=quick, seed=seed)
+
+
+class ClaimError(AssertionError):
+    """What a notebook's text says about a run does not hold for the run just made."""
+
+
+def check_claim(claim: str, holds: bool, evidence: str = "") -> None:
+    """State what a cell's words claim about a training or timing run, and assert it.
+
+    The numbers of a training run differ from CPU to CPU and thread count to thread count
+    (oneDNN picks other kernels), so such a cell's output is not compared by nbval
+    (``# NBVAL_IGNORE_OUTPUT``). What the notebook *says* about the run is checked here
+    instead, as a statement that holds on any machine: on success the printed line is the
+    claim alone (the same text everywhere, so nbval compares it); on failure the run's own
+    numbers (``evidence``) go into the error.
+    """
+    if not holds:
+        raise ClaimError(f"CHECK failed: {claim}" + (f" ({evidence})" if evidence else ""))
+    print(f"CHECK: {claim}")

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import pytest
 import torch
 
-from seqlite.course import quick_mode, setup_notebook
+from seqlite.course import ClaimError, check_claim, quick_mode, setup_notebook
 
 
 def test_quick_mode_under_ci(monkeypatch, capsys):
@@ -30,3 +31,14 @@ def test_seeds_are_fixed(monkeypatch):
     a = torch.rand(3)
     setup_notebook(seed=7, announce=False)
     assert torch.equal(a, torch.rand(3))
+
+
+def test_check_claim_prints_the_claim_alone(capsys):
+    check_claim("the error fell below 10%", 0.04 < 0.10, evidence="error 4.0%")
+    assert capsys.readouterr().out == "CHECK: the error fell below 10%\n"
+
+
+def test_check_claim_fails_with_the_evidence(capsys):
+    with pytest.raises(ClaimError, match=r"CHECK failed: the error fell below 10% \(error 14.0%\)"):
+        check_claim("the error fell below 10%", 0.14 < 0.10, evidence="error 14.0%")
+    assert capsys.readouterr().out == ""
