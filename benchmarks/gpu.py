@@ -1,7 +1,14 @@
 """The GPU check: one Markdown report on the speed, precision and memory of training on one GPU.
 
-    python -m benchmarks.gpu [--device cuda] [--out report.md]      # about 5-8 minutes on one GPU
+    python -m benchmarks.gpu [--device cuda] [--out report.md] [--sections a,b,c,d]
     python -m benchmarks.gpu --device cpu --tiny                    # toy sizes, seconds (the tests)
+
+How long it takes: on an H200 (2026-12-04) the whole report did not finish in 9 minutes;
+section (a) alone finished, and (b) - cuDNN autotuning every new convolution shape, then
+``torch.compile`` of each model - takes the most. With a short GPU lease, run the sections
+one at a time (``--sections c,d`` takes about a minute) and ``--compile-modes ""`` to leave
+out compilation. ``--out`` is rewritten after every section, so a run stopped by a time
+limit keeps the sections it finished; each section's heading says how long it took.
 
 Sections (each table row is one measured case; a case that fails is reported, not fatal):
 
@@ -224,8 +231,14 @@ def main(argv: list[str] | None = None) -> str:
     parser.add_argument("--rounds", type=int, default=None, help="timed rounds per case (default 10; tiny 1)")
     parser.add_argument("--compile-modes", default="compile,reduce-overhead",
                         help="comma-separated: compile, reduce-overhead (CUDA graphs); empty for none")
-    parser.add_argument("--out", help="also write the report to this file")
+    parser.add_argument("--out", help="also write the report to this file (rewritten after every section)")
+    parser.add_argument("--sections", default="a,b,c,d",
+                        help="comma-separated sections to run, of a (layers), b (training steps), c (recipes), d (AMP)")
     args = parser.parse_args(argv)
+    chosen = [s.strip() for s in args.sections.split(",") if s.strip()]
+    unknown = sorted(set(chosen) - set("abcd"))
+    if unknown or not chosen:
+        parser.error(f"--sections: expected letters among a, b, c, d, got {args.sections!r}")
     device = torch.device(args.device)
     if device.type == "cuda" and not torch.cuda.is_available():
         parser.error("--device cuda: CUDA is not available here; use --device cpu --tiny")
@@ -252,22 +265,32 @@ def main(argv: list[str] | None = None) -> str:
         f"{machine()}\n\n`python -m benchmarks.gpu {' '.join(argv if argv is not None else sys.argv[1:])}`; "
         f"amp auto here means **{amp}**",
     ]
-    for section in (
-        lambda: layers_section(bench, 1 if tiny else 64, layer_amps),
-        lambda: models_section(bench, model_cases, amp, modes),
-        lambda: recipes_section(bench, amp, 1 / 16 if tiny else 1.0, ", batch / 16" if tiny else ""),
-        lambda: amp_section(bench, 12 if tiny else 200, 8 if tiny else 128, 16 if tiny else 32,
-                            {"r": 1} if tiny else {}),
-    ):
-        sections.append(section())
+    runs = {
+        "a": lambda: layers_section(bench, 1 if tiny else 64, layer_amps),
+        "b": lambda: models_section(bench, model_cases, amp, modes),
+        "c": lambda: recipes_section(bench, amp, 1 / 16 if tiny else 1.0, ", batch / 16" if tiny else ""),
+        "d": lambda: amp_section(bench, 12 if tiny else 200, 8 if tiny else 128, 16 if tiny else 32,
+                                 {"r": 1} if tiny else {}),
+    }
+
+    def write(text: str) -> None:
+        if args.out:
+            with open(args.out, "w") as f:
+                f.write(text)
+
+    for letter in "abcd":
+        if letter not in chosen:
+            continue
+        section_began = time.perf_counter()
+        heading, _, body = runs[letter]().partition("\n")
+        sections.append(f"{heading} - {time.perf_counter() - section_began:.0f} s\n{body}")
         print(sections[-1] + "\n", flush=True, file=sys.stderr)
+        write("\n\n".join(sections) + "\n")
     took = time.perf_counter() - began
     sections.append(f"(e) peak memory: the `peak MiB` columns above. Report made in {took:.0f} s.")
     report = "\n\n".join(sections) + "\n"
     print(report)
-    if args.out:
-        with open(args.out, "w") as f:
-            f.write(report)
+    write(report)
     return report
 
 

@@ -48,3 +48,12 @@ def test_gpu_report_runs_every_section_on_the_cpu(tmp_path):
     for row in amp_rows.values():
         assert row[1] == "ok" and float(row[3]) < float(row[2]) and row[4] == "yes"
     assert amp_rows["fp16"][5] != "-" and amp_rows["off"][5] == "-"  # fp16 trains with a loss scaler
+
+
+def test_gpu_report_runs_only_the_sections_asked_for(tmp_path):
+    out = tmp_path / "report.md"
+    report = gpu.main(["--device", "cpu", "--tiny", "--sections", "d", "--out", str(out)])
+    assert out.read_text() == report
+    assert sorted(_tables(report)) == ["d"]
+    with pytest.raises(SystemExit):
+        gpu.main(["--device", "cpu", "--tiny", "--sections", "a,e"])
