@@ -1,11 +1,16 @@
-"""seqlite.exercises: checks print what is wrong with a hint, solutions fail loudly."""
+"""seqlite.exercises: checks print what is wrong with a hint, solutions fail loudly, the library is off for answers."""
 
 from __future__ import annotations
+
+import sys
+import types
 
 import pytest
 import torch
 
-from seqlite.exercises import Check, ExerciseError, unanswered
+from seqlite.exercises import Check, ExerciseError, LibraryCallError, check_prediction, library_off, unanswered
+from seqlite.fast import seqconv_forward
+from seqlite.layers import HadamardSeqConv2d, SeqConv2d, SeqConvSpec, group_views
 
 
 def test_unanswered_names_the_missing_answers(capsys):
@@ -56,3 +61,133 @@ def test_call_marks_not_implemented_as_unanswered_and_reports_other_errors(capsy
     broken = Check("f")
     ok, _ = broken.call(lambda: torch.zeros(2) + torch.zeros(3), what="my_layer")
     assert not ok and "my_layer raised RuntimeError" in broken.problems[0][0]
+
+
+# --------------------------------------------------------------------------- library_off and Check(rebuilds=...)
+
+# What an Eq. 2 exercise rebuilds: the layer's forward pass and every public shortcut to its numbers or views.
+EQ2_REBUILDS = (SeqConv2d, SeqConv2d.views, SeqConvSpec.views, group_views, HadamardSeqConv2d, seqconv_forward)
+
+
+def honest_eq2(layer, x0):
+    """Eq. 2 written with the layer's transforms only (what the notebook 03 exercise asks for)."""
+    features = x0
+    for transform in layer.transforms:
+        stop = features.shape[1]
+        features = torch.cat([features, transform(features[:, max(0, stop - layer.window) : stop])], 1)
+    return features[:, x0.shape[1] :]
+
+
+def windowed_layer():
+    torch.manual_seed(0)
+    return SeqConv2d(12, 24, 4, window=8).eval(), torch.randn(2, 12, 5, 5)
+
+
+def run_check(answer):
+    layer, x0 = windowed_layer()
+    check = Check("Eq. 2", rebuilds=EQ2_REBUILDS)
+    ok, got = check.call(answer, layer, x0, what="my_windowed_seqconv")
+    if ok:
+        check.close(got, layer(x0), "output", "hint")  # the reference runs with the library back on
+    return check
+
+
+def test_an_answer_that_calls_the_library_fails_and_an_honest_one_passes(capsys):
+    honest = run_check(honest_eq2)
+    assert not honest.problems and honest.result("ok")
+    assert "Correct: ok" in capsys.readouterr().out
+    for cheat in (
+        lambda layer, x0: layer(x0),
+        lambda layer, x0: layer.forward_residual(x0).activated,
+        lambda layer, x0: seqconv_forward(layer, x0)[1],
+        lambda layer, x0: HadamardSeqConv2d.from_windowed(layer)(x0),
+        lambda layer, x0: torch.cat([t(x0) for t in layer.transforms[:0]] + [layer(x0)], 1),
+    ):
+        check = run_check(cheat)
+        assert not check.result("ok")
+        out = capsys.readouterr().out
+        assert "my_windowed_seqconv used the library's" in out and "write that part yourself" in out
+        assert "Correct" not in out
+
+
+def test_the_views_the_exercise_asks_for_are_switched_off_even_when_cached():
+    layer, x0 = windowed_layer()
+    assert layer.spec.views  # cached on the spec instance before the guard
+    for peek in (lambda: layer.views, lambda: layer.spec.views, lambda: group_views(12, 24, 4, 8)):
+        with library_off(*EQ2_REBUILDS) as guard, pytest.raises(LibraryCallError, match="views"):
+            peek()
+        assert guard.calls
+    assert layer.spec.views == layer.views  # back on
+
+
+def test_an_answer_that_catches_the_error_still_fails():
+    def sneaky(layer, x0):
+        try:
+            return layer(x0)
+        except Exception:
+            return honest_eq2(layer, x0)
+
+    check = run_check(sneaky)
+    assert any("used the library's SeqConv2d.forward" in wrong for wrong, _ in check.problems)
+    with pytest.raises(ExerciseError, match="SeqConv2d.forward"):
+        check.result("ok", strict=True)
+
+
+def test_a_class_is_off_for_instances_made_before_subclasses_and_aliases():
+    layer, x0 = windowed_layer()
+
+    class Mine(SeqConv2d):  # a "rebuild" that is the library's class
+        pass
+
+    fake = types.ModuleType("student_namespace")
+    fake.views_of = group_views  # `from seqlite.layers import group_views as views_of` in a notebook
+    sys.modules[fake.__name__] = fake
+    try:
+        with library_off(SeqConv2d, group_views) as guard:
+            for use in (lambda: layer(x0), lambda: Mine(4, 8, 4), lambda: SeqConv2d(4, 8, 4),
+                        lambda: fake.views_of(4, 8, 4)):
+                with pytest.raises(LibraryCallError, match="build it yourself"):
+                    use()
+            assert layer.transforms[0](x0[:, 4:]).shape == (2, 4, 5, 5)  # what the exercise hands over still works
+        assert guard.calls == ["SeqConv2d.forward", "SeqConv2d (building one)", "SeqConv2d (building one)",
+                               "group_views"]
+        assert fake.views_of(4, 8, 4) == [(0, 4), (0, 8)]
+    finally:
+        del sys.modules[fake.__name__]
+
+
+def test_everything_is_restored_even_when_the_block_raises():
+    before = (dict(vars(SeqConv2d)), dict(vars(SeqConvSpec)), sys.modules["seqlite.layers"].group_views)
+    with pytest.raises(RuntimeError, match="boom"), library_off(*EQ2_REBUILDS, (SeqConv2d, "extra_repr")):
+        raise RuntimeError("boom")
+    assert (dict(vars(SeqConv2d)), dict(vars(SeqConvSpec)), sys.modules["seqlite.layers"].group_views) == before
+    layer, x0 = windowed_layer()
+    assert layer(x0).shape == (2, 24, 5, 5) and "window=8" in repr(layer)
+
+
+def test_library_off_refuses_what_it_cannot_switch_off():
+    def local():
+        pass
+
+    with pytest.raises(ValueError, match="inside a function"), library_off(local):
+        pass
+    with pytest.raises(ValueError, match="takes classes"), library_off(3):
+        pass
+
+
+def test_unanswered_stays_unanswered_with_the_library_off(capsys):
+    def stub(layer, x0):
+        raise NotImplementedError
+
+    check = run_check(stub)
+    assert check.unanswered and not check.problems
+
+
+def test_check_prediction_says_right_or_not_and_reminds_an_empty_guess(capsys):
+    assert check_prediction(None, 3, "why") is None
+    assert "No prediction" in capsys.readouterr().out
+    assert check_prediction(0.13, 0.128, "because", tolerance=0.02)
+    assert "right. because" in capsys.readouterr().out
+    assert not check_prediction([[1, 0], [0, 1]], [[1, 0], [1, 1]], "rows")
+    assert "not quite" in capsys.readouterr().out
+    assert check_prediction((1, 2), [1, 2], "same numbers")
