@@ -2,13 +2,24 @@
 
 from __future__ import annotations
 
+import contextlib
+import json
 import sys
 import types
+from pathlib import Path
 
 import pytest
 import torch
 
-from seqlite.exercises import Check, ExerciseError, LibraryCallError, check_prediction, library_off, unanswered
+from seqlite.exercises import (
+    Check,
+    ExerciseError,
+    LibraryCallError,
+    LibraryGuard,
+    check_prediction,
+    library_off,
+    unanswered,
+)
 from seqlite.fast import seqconv_forward
 from seqlite.layers import HadamardSeqConv2d, SeqConv2d, SeqConvSpec, group_views
 
@@ -191,3 +202,81 @@ def test_check_prediction_says_right_or_not_and_reminds_an_empty_guess(capsys):
     assert not check_prediction([[1, 0], [0, 1]], [[1, 0], [1, 1]], "rows")
     assert "not quite" in capsys.readouterr().out
     assert check_prediction((1, 2), [1, 2], "same numbers")
+
+
+# --------------------------------------------------------------------------- the notebooks' build exercises
+
+NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
+
+# Per build exercise: the notebook, the cells to run (by id, in order: what the check needs, the exercise
+# template, the check cell, the solution cell), the check function, and answers that hand the work to the
+# library. Each cheat computes the right numbers (it passes with the library left on), so only the switch
+# catches it.
+BUILD_EXERCISES = {
+    "02 Eq. 1 from scratch": (
+        "02_seqconv_layer.ipynb",
+        ["p02-library", "p02-build", "p02-build-check", "p02-build-sol"],
+        "check_scratch",
+        {
+            "wraps the library's layer": """
+class Cheat(nn.Module):
+    def __init__(self, in_channels, out_channels, k):
+        super().__init__()
+        self.layer = SeqConv2d(in_channels, out_channels, k)
+
+    def forward(self, x0):
+        return self.layer(x0)
+""",
+            "is the library's layer": """
+class Cheat(SeqConv2d):
+    def __init__(self, in_channels, out_channels, k):
+        super().__init__(in_channels, out_channels, k)
+""",
+            "builds its transforms from the library's F_i": """
+from seqlite.layers import GroupTransform
+
+class Cheat(nn.Module):
+    def __init__(self, in_channels, out_channels, k):
+        super().__init__()
+        self.f = nn.ModuleList(GroupTransform(in_channels + i * k, k) for i in range(out_channels // k))
+
+    def forward(self, x0):
+        features = [x0]
+        for f in self.f:
+            features.append(f(torch.cat(features, 1)))
+        return torch.cat(features[1:], 1)
+""",
+        },
+    ),
+}
+
+
+def notebook_module(notebook: str, cell_ids: list[str]) -> types.ModuleType:
+    """Run the cells ``cell_ids`` of ``notebook`` in a fresh module registered in ``sys.modules``, as a kernel's
+    namespace is (so the switch finds names the cells imported, as it does in the notebook)."""
+    cells = {c.get("id"): "".join(c["source"]) for c in json.loads((NOTEBOOKS / notebook).read_text())["cells"]}
+    module = types.ModuleType(f"notebook_{notebook.split('_')[0]}")
+    sys.modules[module.__name__] = module
+    for cell_id in cell_ids:
+        exec(compile(cells[cell_id], f"{notebook}:{cell_id}", "exec"), module.__dict__)
+    return module
+
+
+@pytest.mark.parametrize("name", list(BUILD_EXERCISES))
+def test_a_notebook_build_exercise_fails_every_answer_that_calls_the_library(name, capsys, monkeypatch):
+    notebook, cell_ids, check_name, cheats = BUILD_EXERCISES[name]
+    try:
+        nb = notebook_module(notebook, cell_ids)  # the solution cell runs its check with strict=True: it passes
+        assert "Not answered yet" in capsys.readouterr().out  # the template, checked as the notebook does
+        check = getattr(nb, check_name)
+        for what, source in cheats.items():
+            exec(source, nb.__dict__)
+            with pytest.raises(ExerciseError, match="used the library's"):
+                check(nb.Cheat, strict=True, quiet=True)
+                pytest.fail(f"an answer that {what} passed {check_name}")
+            with monkeypatch.context() as off:  # the same answer with the switch disabled passes: it is a real cheat
+                off.setattr("seqlite.exercises.library_off", lambda *targets, **kw: contextlib.nullcontext(
+                    LibraryGuard()))
+                check(nb.Cheat, strict=True, quiet=True)  # raises ExerciseError if it does not pass
+    finally:
+        sys.modules.pop(f"notebook_{notebook.split('_')[0]}", None)
