@@ -248,6 +248,40 @@ class Cheat(nn.Module):
 """,
         },
     ),
+    "03 Eq. 2 by slicing": (
+        "03_windowing.ipynb",
+        ["p03-build", "p03-build-check", "p03-build-sol"],
+        "check_windowed",
+        {
+            "calls the layer": """
+def Cheat(layer, x0):
+    return layer(x0)
+""",
+            "runs the fast kernel": """
+from seqlite.fast import seqconv_forward
+
+def Cheat(layer, x0):
+    return seqconv_forward(layer, x0)[1]
+""",
+            "reads the layer's views": """
+def Cheat(layer, x0):
+    features = x0
+    for transform, (start, stop) in zip(layer.transforms, layer.views):
+        features = torch.cat([features, transform(features[:, start:stop])], 1)
+    return features[:, x0.shape[1]:]
+""",
+            "computes the views with seqlite.group_views": """
+import seqlite
+
+def Cheat(layer, x0):
+    views = seqlite.group_views(layer.in_channels, layer.out_channels, layer.k, layer.window)
+    features = x0
+    for transform, (start, stop) in zip(layer.transforms, views):
+        features = torch.cat([features, transform(features[:, start:stop])], 1)
+    return features[:, x0.shape[1]:]
+""",
+        },
+    ),
 }
 
 
