@@ -282,6 +282,31 @@ def Cheat(layer, x0):
 """,
         },
     ),
+    "05 the down-sampling block": (
+        "05_downsampling.ipynb",
+        ["a1802695", "p05-build", "p05-build-check", "p05-build-sol"],
+        "check_downsampling",
+        {
+            "is the library's block": """
+class Cheat(DownsamplingBlock):
+    def __init__(self, in_channels, out_channels, k):
+        super().__init__(in_channels, out_channels, k)
+""",
+            "runs the library's forward on its own parts": """
+from seqlite.layers import SeqConv2d
+
+class Cheat(nn.Module):
+    def __init__(self, in_channels, out_channels, k):
+        super().__init__()
+        self.extension = SeqConv2d(in_channels, out_channels - in_channels, k, window=in_channels)
+        self.downsize = nn.Conv2d(out_channels, out_channels, 3, 2, 1, groups=out_channels // k, bias=False)
+        self.bn = nn.BatchNorm2d(out_channels)
+
+    def forward(self, a):
+        return DownsamplingBlock.forward(self, a)
+""",
+        },
+    ),
 }
 
 
