@@ -307,6 +307,26 @@ class Cheat(nn.Module):
 """,
         },
     ),
+    "06 layer B of the residual block": (
+        "06_whole_networks.ipynb",
+        ["3ce2d422", "p06-build", "p06-build-check", "p06-build-sol"],
+        "check_layer_b",
+        {
+            "calls forward_residual": """
+def Cheat(layer_b, x, s):
+    return tuple(layer_b.forward_residual(x, shortcut=s))
+""",
+            "runs the fast kernel": """
+def Cheat(layer_b, x, s):
+    return seqconv_forward(layer_b, x, s)
+""",
+            "borrows the class body's loop": """
+def Cheat(layer_b, x, s):
+    layer_b.fast = False
+    return tuple(SeqConv2d.forward_residual(layer_b, x, s))
+""",
+        },
+    ),
 }
 
 
