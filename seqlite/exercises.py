@@ -112,16 +112,25 @@ def _slots(target: object) -> list[tuple[Any, str, str, bool]]:
     if not callable(function) or not hasattr(function, "__qualname__"):
         raise ValueError(f"library_off takes classes, functions, properties or (owner, name) pairs, got {target!r}")
     owner, name = _owner(function.__qualname__, function.__module__)
-    slots = [(owner, name, function.__qualname__, False)]
-    if isinstance(owner, type(sys)):
-        # A module-level function is also bound by name wherever it was imported (`from seqlite.layers
-        # import group_views`, seqlite's own re-exports, the notebook's namespace): switch those off too.
-        for module in list(sys.modules.values()):
-            namespace = getattr(module, "__dict__", None)
-            if module is owner or not isinstance(namespace, dict):
-                continue
-            slots += [(module, alias, function.__qualname__, False)
-                      for alias, value in list(namespace.items()) if value is function]
+    return [(owner, name, function.__qualname__, False)]
+
+
+def _aliases(functions: dict[int, tuple[Any, str]]) -> list[tuple[Any, str, str, bool]]:
+    """Every other module-level name bound to one of ``functions`` (``id -> (defining module, label)``).
+
+    A module-level function is also bound wherever it was imported (`from seqlite.layers import
+    group_views`, seqlite's own re-exports, the notebook's namespace, which is ``sys.modules["__main__"]``
+    in a Jupyter kernel). One pass over the loaded modules finds them all.
+    """
+    slots = []
+    for module in list(sys.modules.values()):
+        namespace = getattr(module, "__dict__", None)
+        if not isinstance(namespace, dict):
+            continue
+        for alias, value in list(namespace.items()):
+            found = functions.get(id(value))
+            if found is not None and module is not found[0]:
+                slots.append((module, alias, found[1], False))
     return slots
 
 
@@ -154,14 +163,19 @@ def library_off(*targets: object, hint: str = "build it yourself") -> Iterator[L
 
         return switched_off
 
+    slots = [slot for target in targets for slot in _slots(target)]
+    # Module-level functions: also every name they were imported under. Keyed by id: each function
+    # stays bound in its module throughout, so no id can be reused while we look.
+    functions = {id(vars(owner)[name]): (owner, label) for owner, name, label, is_property in slots
+                 if isinstance(owner, type(sys)) and callable(vars(owner).get(name))}
+    slots += _aliases(functions)
     try:
-        for target in targets:
-            for owner, name, label, is_property in _slots(target):
-                saved.append((owner, name, vars(owner).get(name, _MISSING)))
-                replacement = stand_in(label)
-                setattr(owner, name, property(replacement) if is_property else replacement)
-                if label not in guard.names:
-                    guard.names.append(label)
+        for owner, name, label, is_property in slots:
+            saved.append((owner, name, vars(owner).get(name, _MISSING)))
+            replacement = stand_in(label)
+            setattr(owner, name, property(replacement) if is_property else replacement)
+            if label not in guard.names:
+                guard.names.append(label)
         yield guard
     finally:
         for owner, name, original in reversed(saved):
