@@ -1,11 +1,27 @@
-"""seqlite.exercises: checks print what is wrong with a hint, solutions fail loudly."""
+"""seqlite.exercises: checks print what is wrong with a hint, solutions fail loudly, the library is off for answers."""
 
 from __future__ import annotations
+
+import contextlib
+import json
+import sys
+import types
+from pathlib import Path
 
 import pytest
 import torch
 
-from seqlite.exercises import Check, ExerciseError, unanswered
+from seqlite.exercises import (
+    Check,
+    ExerciseError,
+    LibraryCallError,
+    LibraryGuard,
+    check_prediction,
+    library_off,
+    unanswered,
+)
+from seqlite.fast import seqconv_forward
+from seqlite.layers import HadamardSeqConv2d, SeqConv2d, SeqConvSpec, group_views
 
 
 def test_unanswered_names_the_missing_answers(capsys):
@@ -56,3 +72,290 @@ def test_call_marks_not_implemented_as_unanswered_and_reports_other_errors(capsy
     broken = Check("f")
     ok, _ = broken.call(lambda: torch.zeros(2) + torch.zeros(3), what="my_layer")
     assert not ok and "my_layer raised RuntimeError" in broken.problems[0][0]
+
+
+# --------------------------------------------------------------------------- library_off and Check(rebuilds=...)
+
+# What an Eq. 2 exercise rebuilds: the layer's forward pass and every public shortcut to its numbers or views.
+EQ2_REBUILDS = (SeqConv2d, SeqConv2d.views, SeqConvSpec.views, group_views, HadamardSeqConv2d, seqconv_forward)
+
+
+def honest_eq2(layer, x0):
+    """Eq. 2 written with the layer's transforms only (what the notebook 03 exercise asks for)."""
+    features = x0
+    for transform in layer.transforms:
+        stop = features.shape[1]
+        features = torch.cat([features, transform(features[:, max(0, stop - layer.window) : stop])], 1)
+    return features[:, x0.shape[1] :]
+
+
+def windowed_layer():
+    torch.manual_seed(0)
+    return SeqConv2d(12, 24, 4, window=8).eval(), torch.randn(2, 12, 5, 5)
+
+
+def run_check(answer):
+    layer, x0 = windowed_layer()
+    check = Check("Eq. 2", rebuilds=EQ2_REBUILDS)
+    ok, got = check.call(answer, layer, x0, what="my_windowed_seqconv")
+    if ok:
+        check.close(got, layer(x0), "output", "hint")  # the reference runs with the library back on
+    return check
+
+
+def test_an_answer_that_calls_the_library_fails_and_an_honest_one_passes(capsys):
+    honest = run_check(honest_eq2)
+    assert not honest.problems and honest.result("ok")
+    assert "Correct: ok" in capsys.readouterr().out
+    for cheat in (
+        lambda layer, x0: layer(x0),
+        lambda layer, x0: layer.forward_residual(x0).activated,
+        lambda layer, x0: seqconv_forward(layer, x0)[1],
+        lambda layer, x0: HadamardSeqConv2d.from_windowed(layer)(x0),
+        lambda layer, x0: torch.cat([t(x0) for t in layer.transforms[:0]] + [layer(x0)], 1),
+    ):
+        check = run_check(cheat)
+        assert not check.result("ok")
+        out = capsys.readouterr().out
+        assert "my_windowed_seqconv used the library's" in out and "write that part yourself" in out
+        assert "Correct" not in out
+
+
+def test_the_views_the_exercise_asks_for_are_switched_off_even_when_cached():
+    layer, x0 = windowed_layer()
+    assert layer.spec.views  # cached on the spec instance before the guard
+    for peek in (lambda: layer.views, lambda: layer.spec.views, lambda: group_views(12, 24, 4, 8)):
+        with library_off(*EQ2_REBUILDS) as guard, pytest.raises(LibraryCallError, match="views"):
+            peek()
+        assert guard.calls
+    assert layer.spec.views == layer.views  # back on
+
+
+def test_an_answer_that_catches_the_error_still_fails():
+    def sneaky(layer, x0):
+        try:
+            return layer(x0)
+        except Exception:
+            return honest_eq2(layer, x0)
+
+    check = run_check(sneaky)
+    assert any("used the library's SeqConv2d.forward" in wrong for wrong, _ in check.problems)
+    with pytest.raises(ExerciseError, match="SeqConv2d.forward"):
+        check.result("ok", strict=True)
+
+
+def test_a_class_is_off_for_instances_made_before_subclasses_and_aliases():
+    layer, x0 = windowed_layer()
+
+    class Mine(SeqConv2d):  # a "rebuild" that is the library's class
+        pass
+
+    fake = types.ModuleType("student_namespace")
+    fake.views_of = group_views  # `from seqlite.layers import group_views as views_of` in a notebook
+    sys.modules[fake.__name__] = fake
+    try:
+        with library_off(SeqConv2d, group_views) as guard:
+            for use in (lambda: layer(x0), lambda: Mine(4, 8, 4), lambda: SeqConv2d(4, 8, 4),
+                        lambda: fake.views_of(4, 8, 4)):
+                with pytest.raises(LibraryCallError, match="build it yourself"):
+                    use()
+            assert layer.transforms[0](x0[:, 4:]).shape == (2, 4, 5, 5)  # what the exercise hands over still works
+        assert guard.calls == ["SeqConv2d.forward", "SeqConv2d (building one)", "SeqConv2d (building one)",
+                               "group_views"]
+        assert fake.views_of(4, 8, 4) == [(0, 4), (0, 8)]
+    finally:
+        del sys.modules[fake.__name__]
+
+
+def test_everything_is_restored_even_when_the_block_raises():
+    before = (dict(vars(SeqConv2d)), dict(vars(SeqConvSpec)), sys.modules["seqlite.layers"].group_views)
+    with pytest.raises(RuntimeError, match="boom"), library_off(*EQ2_REBUILDS, (SeqConv2d, "extra_repr")):
+        raise RuntimeError("boom")
+    assert (dict(vars(SeqConv2d)), dict(vars(SeqConvSpec)), sys.modules["seqlite.layers"].group_views) == before
+    layer, x0 = windowed_layer()
+    assert layer(x0).shape == (2, 24, 5, 5) and "window=8" in repr(layer)
+
+
+def test_library_off_refuses_what_it_cannot_switch_off():
+    def local():
+        pass
+
+    with pytest.raises(ValueError, match="inside a function"), library_off(local):
+        pass
+    with pytest.raises(ValueError, match="takes classes"), library_off(3):
+        pass
+
+
+def test_unanswered_stays_unanswered_with_the_library_off(capsys):
+    def stub(layer, x0):
+        raise NotImplementedError
+
+    check = run_check(stub)
+    assert check.unanswered and not check.problems
+
+
+def test_check_prediction_says_right_or_not_and_reminds_an_empty_guess(capsys):
+    assert check_prediction(None, 3, "why") is None
+    assert "No prediction" in capsys.readouterr().out
+    assert check_prediction(0.13, 0.128, "because", tolerance=0.02)
+    assert "right. because" in capsys.readouterr().out
+    assert not check_prediction([[1, 0], [0, 1]], [[1, 0], [1, 1]], "rows")
+    assert "not quite" in capsys.readouterr().out
+    assert check_prediction((1, 2), [1, 2], "same numbers")
+
+
+# --------------------------------------------------------------------------- the notebooks' build exercises
+
+NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
+
+# Per build exercise: the notebook, the cells to run (by id, in order: what the check needs, the exercise
+# template, the check cell, the solution cell), the check function, and answers that hand the work to the
+# library. Each cheat computes the right numbers (it passes with the library left on), so only the switch
+# catches it.
+BUILD_EXERCISES = {
+    "02 Eq. 1 from scratch": (
+        "02_seqconv_layer.ipynb",
+        ["p02-library", "p02-build", "p02-build-check", "p02-build-sol"],
+        "check_scratch",
+        {
+            "wraps the library's layer": """
+class Cheat(nn.Module):
+    def __init__(self, in_channels, out_channels, k):
+        super().__init__()
+        self.layer = SeqConv2d(in_channels, out_channels, k)
+
+    def forward(self, x0):
+        return self.layer(x0)
+""",
+            "is the library's layer": """
+class Cheat(SeqConv2d):
+    def __init__(self, in_channels, out_channels, k):
+        super().__init__(in_channels, out_channels, k)
+""",
+            "builds its transforms from the library's F_i": """
+from seqlite.layers import GroupTransform
+
+class Cheat(nn.Module):
+    def __init__(self, in_channels, out_channels, k):
+        super().__init__()
+        self.f = nn.ModuleList(GroupTransform(in_channels + i * k, k) for i in range(out_channels // k))
+
+    def forward(self, x0):
+        features = [x0]
+        for f in self.f:
+            features.append(f(torch.cat(features, 1)))
+        return torch.cat(features[1:], 1)
+""",
+        },
+    ),
+    "03 Eq. 2 by slicing": (
+        "03_windowing.ipynb",
+        ["p03-build", "p03-build-check", "p03-build-sol"],
+        "check_windowed",
+        {
+            "calls the layer": """
+def Cheat(layer, x0):
+    return layer(x0)
+""",
+            "runs the fast kernel": """
+from seqlite.fast import seqconv_forward
+
+def Cheat(layer, x0):
+    return seqconv_forward(layer, x0)[1]
+""",
+            "reads the layer's views": """
+def Cheat(layer, x0):
+    features = x0
+    for transform, (start, stop) in zip(layer.transforms, layer.views):
+        features = torch.cat([features, transform(features[:, start:stop])], 1)
+    return features[:, x0.shape[1]:]
+""",
+            "computes the views with seqlite.group_views": """
+import seqlite
+
+def Cheat(layer, x0):
+    views = seqlite.group_views(layer.in_channels, layer.out_channels, layer.k, layer.window)
+    features = x0
+    for transform, (start, stop) in zip(layer.transforms, views):
+        features = torch.cat([features, transform(features[:, start:stop])], 1)
+    return features[:, x0.shape[1]:]
+""",
+        },
+    ),
+    "05 the down-sampling block": (
+        "05_downsampling.ipynb",
+        ["a1802695", "p05-build", "p05-build-check", "p05-build-sol"],
+        "check_downsampling",
+        {
+            "is the library's block": """
+class Cheat(DownsamplingBlock):
+    def __init__(self, in_channels, out_channels, k):
+        super().__init__(in_channels, out_channels, k)
+""",
+            "runs the library's forward on its own parts": """
+from seqlite.layers import SeqConv2d
+
+class Cheat(nn.Module):
+    def __init__(self, in_channels, out_channels, k):
+        super().__init__()
+        self.extension = SeqConv2d(in_channels, out_channels - in_channels, k, window=in_channels)
+        self.downsize = nn.Conv2d(out_channels, out_channels, 3, 2, 1, groups=out_channels // k, bias=False)
+        self.bn = nn.BatchNorm2d(out_channels)
+
+    def forward(self, a):
+        return DownsamplingBlock.forward(self, a)
+""",
+        },
+    ),
+    "06 layer B of the residual block": (
+        "06_whole_networks.ipynb",
+        ["3ce2d422", "p06-build", "p06-build-check", "p06-build-sol"],
+        "check_layer_b",
+        {
+            "calls forward_residual": """
+def Cheat(layer_b, x, s):
+    return tuple(layer_b.forward_residual(x, shortcut=s))
+""",
+            "runs the fast kernel": """
+def Cheat(layer_b, x, s):
+    return seqconv_forward(layer_b, x, s)
+""",
+            "borrows the class body's loop": """
+def Cheat(layer_b, x, s):
+    layer_b.fast = False
+    return tuple(SeqConv2d.forward_residual(layer_b, x, s))
+""",
+        },
+    ),
+}
+
+
+def notebook_module(notebook: str, cell_ids: list[str]) -> types.ModuleType:
+    """Run the cells ``cell_ids`` of ``notebook`` in a fresh module registered in ``sys.modules``, as a kernel's
+    namespace is (so the switch finds names the cells imported, as it does in the notebook)."""
+    cells = {c.get("id"): "".join(c["source"]) for c in json.loads((NOTEBOOKS / notebook).read_text())["cells"]}
+    module = types.ModuleType(f"notebook_{notebook.split('_')[0]}")
+    sys.modules[module.__name__] = module
+    for cell_id in cell_ids:
+        exec(compile(cells[cell_id], f"{notebook}:{cell_id}", "exec"), module.__dict__)
+    return module
+
+
+@pytest.mark.parametrize("name", list(BUILD_EXERCISES))
+def test_a_notebook_build_exercise_fails_every_answer_that_calls_the_library(name, capsys, monkeypatch):
+    notebook, cell_ids, check_name, cheats = BUILD_EXERCISES[name]
+    try:
+        nb = notebook_module(notebook, cell_ids)  # the solution cell runs its check with strict=True: it passes
+        assert "Not answered yet" in capsys.readouterr().out  # the template, checked as the notebook does
+        check = getattr(nb, check_name)
+        for what, source in cheats.items():
+            exec(source, nb.__dict__)
+            with pytest.raises(ExerciseError, match="used the library's"):
+                check(nb.Cheat, strict=True, quiet=True)
+                pytest.fail(f"an answer that {what} passed {check_name}")
+            with monkeypatch.context() as off:  # the same answer with the switch disabled passes: it is a real cheat
+                off.setattr("seqlite.exercises.library_off", lambda *targets, **kw: contextlib.nullcontext(
+                    LibraryGuard()))
+                check(nb.Cheat, strict=True, quiet=True)  # raises ExerciseError if it does not pass
+    finally:
+        sys.modules.pop(f"notebook_{notebook.split('_')[0]}", None)
