@@ -51,6 +51,13 @@ def test_sizes_cover_the_range_and_every_digit_lies_in_its_box():
     assert data.images.min() >= 0 and data.images.max() <= 1
 
 
+def test_defaults_are_a_32x32_canvas_with_digits_from_8_to_24_pixels():
+    data = multiscale_digits("test")
+    assert data.images.shape[-2:] == (32, 32)
+    assert data.sizes.min() == 8 and data.sizes.max() == 24  # max_size defaults to 3/4 of the canvas
+    assert multiscale_digits("test", canvas=8).sizes.unique().tolist() == [8]  # never below min_size
+
+
 def test_a_digit_at_its_own_size_is_pasted_unchanged_and_resizing_is_torchs():
     images, _ = load_digits()
     digits = images[:3].float() / 16
