@@ -44,6 +44,7 @@ COURSE_ORDER = [
     "08_weight_heatmaps.ipynb",
     "09_drop_in_layer.ipynb",
     "10_capstone.ipynb",
+    "11_the_papers_results.ipynb",
 ]
 GLOSSARY_TERMS = ["`g`", "`k`", "`g'`", "`w`", "`r`", "`N`", "`c`", "C10+", "MACs vs FLOPs"]
 
