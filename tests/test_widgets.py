@@ -1,7 +1,7 @@
 """seqlite.widgets: panels driven in code, as nbval and a notebook without a front end do.
 
 These tests run twice in CI: under the main environment's ipywidgets 8 and under ipywidgets 7.7.1
-(Colab's), see ``.ci/ipywidgets7``. Display goes through IPython's public ``display``.
+(Colab's and the declared floor), see ``.ci/floors``. Display goes through IPython's public ``display``.
 """
 
 from __future__ import annotations
