@@ -54,6 +54,15 @@ from .layers import SHAPES
 CIFAR10_TRAIN_IMAGES = 50_000
 
 
+def per_second(rate: float) -> str:
+    """A rate for a table: a whole number, or three significant digits below 100 (a slow CPU, a loaded machine).
+
+    A whole number alone would print a rate below 0.5 as ``0``, and whatever is computed from the
+    printed table (50,000 images / rate) would divide by zero.
+    """
+    return f"{rate:.0f}" if rate >= 100 else f"{rate:.3g}"
+
+
 class Bench:
     """Timing and memory on one device; every measurement records the peak memory of its case."""
 
@@ -165,7 +174,7 @@ def models_section(bench: Bench, cases: list[tuple[str, int, int]], amp: str, mo
                              "", "", ""])
                 continue
             eager_time = t if variant == "eager" else eager_time
-            rows.append([name, variant, f"{t * 1e3:.1f}", f"{batch / t:.0f}",
+            rows.append([name, variant, f"{t * 1e3:.1f}", per_second(batch / t),
                          f"{t / eager_time:.2f}x" if eager_time else "", f"{first:.1f}", peak])
     header = ["model", "variant", "ms/step", "images/s", "vs eager", "first step s", "peak MiB"]
     note = (f"amp {amp}, channels_last, SGD Nesterov; batch and input size: "
@@ -188,7 +197,7 @@ def recipes_section(bench: Bench, amp: str, batch_scale: float, rounds_note: str
         t = bench.medians({"step": step})["step"]
         images_s = batch / t
         epoch_s = CIFAR10_TRAIN_IMAGES / images_s
-        rows.append([recipe_name, recipe.epochs, batch, f"{images_s:.0f}", f"{epoch_s:.0f}",
+        rows.append([recipe_name, recipe.epochs, batch, per_second(images_s), f"{epoch_s:.0f}",
                      f"{recipe.epochs * epoch_s / 3600:.2f}", bench.peak(step)])
     header = ["recipe", "epochs", "batch", "images/s", "s/epoch (projected)", "hours (projected)", "peak MiB"]
     return ("## (c) Recipes on synthetic CIFAR-shaped data (seqresnet_k8_r4_n1, amp "

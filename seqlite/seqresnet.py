@@ -20,6 +20,7 @@ import torch
 from torch import Tensor, nn
 from torch.utils.checkpoint import checkpoint
 
+from ._compat import COMPILED_CHECKPOINT_KEEPS_BATCHNORM
 from .blocks import DownsamplingBlock, ResidualBlock, init_weights
 from .layers import SeqConv2d, SeqConvOutput
 from .registry import register_model
@@ -342,6 +343,8 @@ def _recomputed(fn: Callable, features: Tensor | SeqConvOutput, modules: tuple[n
     (a ``context_fn``, which Dynamo cannot trace) is neither needed nor given.
     """
     if torch.compiler.is_compiling():
+        if not COMPILED_CHECKPOINT_KEEPS_BATCHNORM:  # older torch: see seqlite._compat
+            return fn(features)
         return checkpoint(fn, features, use_reentrant=False)
     modules = (fn,) if modules is None else modules
     return checkpoint(

@@ -69,6 +69,7 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset, DistributedSampler, RandomSampler, Subset
 
 from . import accel
+from ._compat import warn_if_compile_skips_checkpointing
 from .accel import AMP_MODES, autocast, make_scaler, resolve_amp
 from .checkpoint import CheckpointError, capture_rng_state, load_checkpoint, restore_rng_state, save_checkpoint
 from .data import DATASETS, DataSpec, build_datasets
@@ -916,6 +917,7 @@ def _wrap_model(net: nn.Module, cfg: TrainConfig, proc: _Process, device: torch.
             # Inductor imports cpp_extension, which warns that no CUDA runtime exists: true and
             # irrelevant on a CPU-only machine.
             logging.getLogger("torch.utils.cpp_extension").setLevel(logging.ERROR)
+        warn_if_compile_skips_checkpointing(net)
         model = torch.compile(model)
     return model
 

@@ -13,6 +13,7 @@ import copy
 import pytest
 import torch
 
+from seqlite._compat import COMPILED_CHECKPOINT_KEEPS_BATCHNORM
 from seqlite.seqresnet import seqresnet_cifar
 
 
@@ -97,4 +98,6 @@ def test_torch_compile_with_grad_checkpointing_matches_eager():
         torch.testing.assert_close(buffer, buffers[name], rtol=1e-12, atol=1e-12, msg=name)
     assert int(buffers["seqconv1.transforms.0.bn.num_batches_tracked"]) == 2
     regions = [n for g in graphs for n in g.graph.nodes if n.target is torch.ops.higher_order.tag_activation_checkpoint]
-    assert len(regions) == 4  # stem + first SeqConv, the residual block, two down-sampling blocks
+    # stem + first SeqConv, the residual block, two down-sampling blocks; none where torch would update
+    # BatchNorm statistics twice (torch < 2.9, seqlite._compat): there the blocks run without checkpointing.
+    assert len(regions) == (4 if COMPILED_CHECKPOINT_KEEPS_BATCHNORM else 0)

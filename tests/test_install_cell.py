@@ -9,7 +9,8 @@ it asks pip for a dry-run report of the very command the cell runs, to check tha
 seqlite leaves the preinstalled torch (and Colab's ipywidgets) alone.
 
 The preinstalled packages come from a "Colab-like" environment without seqlite: ``$SEQLITE_COLAB_BASE``,
-else ``.venv-ipyw7`` made by ``.ci/ipywidgets7`` (CI makes it before the tests), else one built here
+else ``.venv-floors`` made by ``.ci/floors`` (CI makes it before the tests: Python 3.10, torch 2.4.1 and
+the other declared floors, ipywidgets 7.7.1 among them), else one built here
 (torch from this machine's disk: a few minutes). The fresh environment sees that environment's
 packages through a ``.pth`` file, the way a Colab runtime's pip sees its system packages, and pip
 installs into the fresh environment only.
@@ -127,7 +128,7 @@ def _purelib(python: Path) -> str:
 def _colab_like_base(tmp_path: Path) -> Path:
     """An environment with Colab's relevant packages and no seqlite (see the module doc)."""
     given = os.environ.get("SEQLITE_COLAB_BASE")
-    base = Path(given) if given else REPO / ".venv-ipyw7"
+    base = Path(given) if given else REPO / ".venv-floors"
     if _python(base).exists():
         return base
     if given:

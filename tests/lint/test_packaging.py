@@ -23,9 +23,50 @@ def _pyproject() -> dict:
     return tomllib.loads((ROOT / "pyproject.toml").read_text())
 
 
-def test_runtime_dependencies_are_torch_and_torchvision_only():
+def test_runtime_dependencies_are_torch_torchvision_and_numpy_only():
     deps = [re.split(r"[<>=!~ \[]", d)[0] for d in _pyproject()["project"]["dependencies"]]
-    assert sorted(deps) == ["torch", "torchvision"]
+    assert sorted(deps) == ["numpy", "torch", "torchvision"]
+
+
+# Declared, but used only by the notebooks, the lint and the browser tests, which need the main
+# environment: the floor step does not install them (pyproject.toml says so).
+NOT_IN_THE_FLOOR_STEP = {"jupyterlab", "torchviz", "nbval", "ruff", "playwright"}
+
+
+def _declared_floors() -> dict[str, str]:
+    project = _pyproject()["project"]
+    floors: dict[str, str] = {}
+    for requirement in project["dependencies"] + sum(project["optional-dependencies"].values(), []):
+        match = re.fullmatch(r"([A-Za-z0-9_.-]+)>=([0-9][0-9.]*)", requirement)
+        assert match, f"{requirement!r}: every requirement is name>=floor, the oldest version CI tests"
+        name, floor = match.group(1).lower(), match.group(2)
+        assert floors.setdefault(name, floor) == floor, f"{name} has two floors"
+    return floors
+
+
+def _floor_step() -> tuple[str, dict[str, str]]:
+    text = (ROOT / ".ci" / "floors").read_text()
+    python = re.search(r"^PYTHON_FLOOR=(\S+)$", text, re.M).group(1)
+    block = re.search(r"^FLOORS=\((.*?)^\)", text, re.M | re.S).group(1)
+    pins = dict(line.strip().split("==") for line in block.splitlines() if line.strip())
+    return python, {name.lower(): version for name, version in pins.items()}
+
+
+def test_the_floor_step_installs_exactly_the_declared_floors():
+    version = pytest.importorskip("packaging.version").Version
+    python, pins = _floor_step()
+    assert python == _pyproject()["project"]["requires-python"].removeprefix(">=")
+    floors = _declared_floors()
+    assert set(pins) == set(floors) - NOT_IN_THE_FLOOR_STEP
+    wrong = {name: (pin, floors[name]) for name, pin in pins.items() if version(pin) != version(floors[name])}
+    assert not wrong, f"(installed by .ci/floors, declared in pyproject.toml) differ: {wrong}"
+
+
+def test_ci_fails_when_the_floor_or_the_variation_step_fails():
+    ci = (ROOT / ".ci" / "run").read_text()
+    for step, variable in (("floors", "floors"), ("variations", "variations")):
+        assert re.search(rf"^bash \.ci/{step} \|\| {variable}=\$\?$", ci, re.M), step
+        assert f'"${variable}"' in ci.split("for step in", 1)[1].splitlines()[0], f"{step}'s exit code is not used"
 
 
 def test_environment_yml_matches_pyproject():
