@@ -24,7 +24,6 @@ heatmap of any SeqConv layer of a model).
 from __future__ import annotations
 
 import html
-import operator
 import warnings
 from typing import Any
 
@@ -33,8 +32,9 @@ import torch
 from torch import nn
 from traitlets import validate
 
-from . import viz
-from .layers import group_views, seqconv_param_count
+from . import analysis, viz
+from .checks import boolean, positive_int
+from .spec import group_views, plain_conv_param_count, seqconv_param_count
 
 __all__ = ["BottleneckPanel", "DepthsPanel", "LayerPicker", "Panel", "SeqConvPanel", "WindowPanel", "layer_picker"]
 
@@ -45,19 +45,6 @@ __all__ = ["BottleneckPanel", "DepthsPanel", "LayerPicker", "Panel", "SeqConvPan
 MAX_GROUPS = 24
 MAX_K = 256
 MAX_IN_CHANNELS = 1024
-
-
-def _count(name: str, value: Any) -> int:
-    """``value`` as a positive int (anything ``operator.index`` accepts, not a bool)."""
-    if isinstance(value, bool):
-        raise ValueError(f"{name} must be a positive integer, got {value!r}")
-    try:
-        number = operator.index(value)
-    except TypeError:
-        raise ValueError(f"{name} must be a positive integer, got {value!r}") from None
-    if number < 1:
-        raise ValueError(f"{name} must be a positive integer, got {number}")
-    return number
 
 
 def _clamp(panel: str, name: str, value: int, low: int, high: int, why: str = "", stacklevel: int = 3) -> int:
@@ -177,8 +164,8 @@ def _table(header: list[str], rows: list[list[Any]]) -> str:
 
 def _group_sliders(panel: str, g: Any, k: Any, max_groups: Any, max_k: Any) -> tuple[_Slider, _Slider]:
     """The ``g`` and ``k`` sliders: each reaches at least the value asked for, within the bounds above."""
-    g, k = _count("g", g), _count("k", k)
-    max_groups, max_k = _count("max_groups", max_groups), _count("max_k", max_k)
+    g, k = positive_int("g", g), positive_int("k", k)
+    max_groups, max_k = positive_int("max_groups", max_groups), positive_int("max_k", max_k)
     # A slider always reaches the value asked for (SeqConvPanel(g=20) shows g=20 with the default
     # max_groups); only the bounds that keep a redraw quick clamp, and say so.
     why_g = f"the exploded view draws g(g+1)/2 arrows; beyond g={MAX_GROUPS} a redraw takes seconds"
@@ -192,7 +179,7 @@ def _group_sliders(panel: str, g: Any, k: Any, max_groups: Any, max_k: Any) -> t
 
 def _in_channels(value: Any) -> int:
     # Not a slider: clamping it would show a different layer than the one asked for, so refuse.
-    number = _count("in_channels", value)
+    number = positive_int("in_channels", value)
     if number > MAX_IN_CHANNELS:
         raise ValueError(f"in_channels must be between 1 and {MAX_IN_CHANNELS} for a panel, got {number}")
     return number
@@ -217,7 +204,7 @@ class SeqConvPanel(Panel):
     def describe(self) -> str:
         g, k, c = self.g.value, self.k.value, self.in_channels
         dense = seqconv_param_count(c, g * k, k)
-        plain = viz.plain_conv_param_count(c, g * k)
+        plain = plain_conv_param_count(c, g * k)
         views = ", ".join(str(stop - start) for start, stop in group_views(c, g * k, k))
         return (
             f"<b>Dense SeqConv {c} &rarr; {g * k}</b> (g={g}, k={k}): <b>{dense:,}</b> parameters; "
@@ -256,7 +243,8 @@ class WindowPanel(Panel):
         self.in_channels = _in_channels(in_channels)
         self.g, self.k = _group_sliders(type(self).__name__, g, k, max_groups, max_k)
         top = self.in_channels + self.g.max * self.k.max
-        window = _clamp(type(self).__name__, "window", _count("window", window), 1, top, "wider is the same as dense")
+        window = positive_int("window", window)
+        window = _clamp(type(self).__name__, "window", window, 1, top, "wider is the same as dense")
         self.window = _slider("window w (channels)", window, 1, top)
         super().__init__({"g": self.g, "k": self.k, "window": self.window})
 
@@ -264,7 +252,7 @@ class WindowPanel(Panel):
         g, k, w, c = self.g.value, self.k.value, self.window.value, self.in_channels
         dense = seqconv_param_count(c, g * k, k)
         windowed = seqconv_param_count(c, g * k, k, w)
-        plain = viz.plain_conv_param_count(c, g * k)
+        plain = plain_conv_param_count(c, g * k)
         rows = [
             ["dense SeqConv (Eq. 1)", f"{dense:,}"],
             [f"windowed SeqConv, w={w} (Eq. 2)", f"{windowed:,}"],
@@ -293,7 +281,7 @@ class BottleneckPanel(Panel):
     """Notebook 04: cost of a ``C -> C`` layer: plain conv, SeqConv, SeqConv-B, SeqConv-B with ``c``.
 
     The table gives parameters and multiply-accumulates on a 32x32 map
-    (:func:`seqlite.viz.layer_costs`); the figure compares the parameters as bars.
+    (:func:`seqlite.analysis.layer_costs`); the figure compares the parameters as bars.
     ``k`` is one of :attr:`K_OPTIONS`, ``subgroups`` a divisor of ``k``; the width slider
     runs over :attr:`WIDTHS` (a width outside it is clamped with a warning).
     """
@@ -303,13 +291,12 @@ class BottleneckPanel(Panel):
     WIDTHS = (16, 512)
 
     def __init__(self, channels: int = 64, k: int = 16, subgroups: int = 4, windowed: bool = True):
-        channels = _clamp(type(self).__name__, "channels", _count("channels", channels), *self.WIDTHS)
+        channels = _clamp(type(self).__name__, "channels", positive_int("channels", channels), *self.WIDTHS)
         if isinstance(k, bool) or k not in self.K_OPTIONS:
             raise ValueError(f"k must be one of {self.K_OPTIONS}, got {k!r}")
         if isinstance(subgroups, bool) or subgroups not in _divisors(int(k)):
             raise ValueError(f"subgroups must divide k={k}: one of {tuple(_divisors(int(k)))}, got {subgroups!r}")
-        if not isinstance(windowed, bool):
-            raise ValueError(f"windowed must be True or False, got {windowed!r}")
+        boolean("windowed", windowed)
         self.channels = _slider("width C", channels, *self.WIDTHS, step=16)
         self.k = widgets.Dropdown(options=list(self.K_OPTIONS), value=int(k), description="channels per group k")
         self.subgroups = widgets.Dropdown(options=_divisors(int(k)), value=int(subgroups), description="subgroups c")
@@ -335,10 +322,10 @@ class BottleneckPanel(Panel):
             self._holding = False
 
     def rows(self) -> list[dict[str, Any]]:
-        """The cost table (see :func:`seqlite.viz.layer_costs`); ``C`` is rounded up to a multiple of ``k``."""
+        """The cost table (see :func:`seqlite.analysis.layer_costs`); ``C`` is rounded up to a multiple of ``k``."""
         k = self.k.value
         channels = -(-self.channels.value // k) * k
-        return viz.layer_costs(channels, k, self.subgroups.value, self.windowed.value)
+        return analysis.layer_costs(channels, k, self.subgroups.value, self.windowed.value)
 
     def describe(self) -> str:
         rows = self.rows()
@@ -362,9 +349,9 @@ def _pairs_in_view(layer: nn.Module) -> torch.Tensor:
     """``(g, S)`` bool: which (target group, source group) pairs of Fig. 5 lie in the target's view.
 
     From the configuration, not from the weights, so that NaN weights are not mistaken for
-    pairs outside the view (:func:`seqlite.viz.weight_usage` marks both with NaN).
+    pairs outside the view (:func:`seqlite.analysis.weight_usage` marks both with NaN).
     """
-    sources = viz.source_groups(layer.in_channels, layer.out_channels, layer.k)
+    sources = analysis.source_groups(layer.in_channels, layer.out_channels, layer.k)
     views = group_views(layer.in_channels, layer.out_channels, layer.k, layer.window)
     return torch.tensor([[max(lo, start) < min(hi, stop) for _, lo, hi in sources] for start, stop in views])
 
@@ -372,7 +359,7 @@ def _pairs_in_view(layer: nn.Module) -> torch.Tensor:
 class LayerPicker(Panel):
     """Notebook 08: pick any SeqConv layer of ``model`` and see its Fig. 5 heatmap.
 
-    The dropdown lists :func:`seqlite.viz.seqconv_layers` by name; it starts at the
+    The dropdown lists :func:`seqlite.analysis.seqconv_layers` by name; it starts at the
     first residual block's second layer (``layer_b``), the layer the paper plots, when
     there is one. Pairs whose weights are not finite (a diverged model) are counted and
     named in the text instead of breaking the panel.
@@ -383,7 +370,7 @@ class LayerPicker(Panel):
     def __init__(self, model: nn.Module, normalize: str = "max"):
         if not isinstance(model, nn.Module):
             raise ValueError(f"model must be a torch.nn.Module, got {type(model).__name__}")
-        self.layers = dict(viz.seqconv_layers(model))
+        self.layers = dict(analysis.seqconv_layers(model))
         if not self.layers:
             raise ValueError(f"model must contain at least one SeqConv2d layer; {type(model).__name__} has none")
         if normalize not in ("max", "row"):
@@ -399,7 +386,7 @@ class LayerPicker(Panel):
 
     def describe(self) -> str:
         layer = self.layers[self.layer.value]
-        usage = viz.weight_usage(layer)
+        usage = analysis.weight_usage(layer)
         in_view = _pairs_in_view(layer)
         finite = usage[in_view & usage.isfinite()]
         pairs, broken = int(in_view.sum()), int(in_view.sum()) - finite.numel()
