@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .metrics import read_metrics
+from .train.run_folder import read_metrics
 
 __all__ = [
     "DATASETS",

@@ -9,8 +9,11 @@ neither needs the other to know a layer's shape.
 
 from __future__ import annotations
 
+import dataclasses
+from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import cached_property
+from typing import Any
 
 import torch
 from torch import Tensor
@@ -67,6 +70,25 @@ class SeqConvSpec:
                 "subgroups > 1 needs bottleneck=True: the paper's cardinality splits the "
                 f"3x3 conv of the bottleneck transform; got subgroups={self.subgroups}"
             )
+
+    @classmethod
+    def of(cls, layer_or_config: Any) -> SeqConvSpec:
+        """The spec of a layer (anything with a ``spec``, as :class:`~seqlite.layers.SeqConv2d`), a spec, or a
+        mapping of its arguments (``in_channels``, ``out_channels``, ``k`` and optionally the other three)."""
+        spec = getattr(layer_or_config, "spec", layer_or_config)
+        if isinstance(spec, SeqConvSpec):
+            return spec
+        if isinstance(spec, Mapping):
+            allowed = {f.name for f in dataclasses.fields(cls)}
+            unknown, missing = set(spec) - allowed, {"in_channels", "out_channels", "k"} - set(spec)
+            if unknown or missing:
+                raise ValueError(
+                    f"layer_or_config must be a SeqConv2d or a mapping with keys in_channels, out_channels, k and "
+                    f"optionally window, bottleneck, subgroups; missing {sorted(missing)}, unknown {sorted(unknown)}"
+                )
+            return cls(**spec)
+        raise ValueError("layer_or_config must be a SeqConv2d, a SeqConvSpec or a mapping of its arguments, "
+                         f"got {type(layer_or_config).__name__}")
 
     @property
     def groups(self) -> int:

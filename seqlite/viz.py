@@ -23,8 +23,8 @@ import torch
 
 from .analysis import param_growth, source_groups, weight_usage
 from .layers import SeqConv2d
-from .metrics import read_metrics
 from .spec import SeqConvSpec, window_mask
+from .train.run_folder import read_metrics
 
 # Names that lived here before seqlite.analysis had them; still importable from here.
 from .analysis import group_connectivity, layer_costs, seqconv_layers  # noqa: F401, E402  isort: skip
@@ -78,28 +78,6 @@ def figure_to_png(fig: Figure, dpi: int = 80) -> bytes:
 
     plt.close(fig)
     return buffer.getvalue()
-
-
-def _layer_config(layer_or_config: SeqConv2d | SeqConvSpec | Mapping[str, Any]) -> SeqConvSpec:
-    """The :class:`~seqlite.layers.SeqConvSpec` of a layer, a spec, or a mapping of its arguments."""
-    if isinstance(layer_or_config, SeqConv2d):
-        return layer_or_config.spec
-    if isinstance(layer_or_config, SeqConvSpec):
-        return layer_or_config
-    if isinstance(layer_or_config, Mapping):
-        allowed = {"in_channels", "out_channels", "k", "window", "bottleneck", "subgroups"}
-        unknown = set(layer_or_config) - allowed
-        missing = {"in_channels", "out_channels", "k"} - set(layer_or_config)
-        if unknown or missing:
-            raise ValueError(
-                f"layer_or_config must be a SeqConv2d or a mapping with keys in_channels, out_channels, k "
-                f"and optionally window, bottleneck, subgroups; missing {sorted(missing)}, unknown {sorted(unknown)}"
-            )
-        return SeqConvSpec(**layer_or_config)
-    raise ValueError(
-        "layer_or_config must be a SeqConv2d, a SeqConvSpec or a mapping of its arguments, "
-        f"got {type(layer_or_config).__name__}"
-    )
 
 
 # --------------------------------------------------------------------------- masks and views
@@ -182,7 +160,7 @@ def plot_exploded_view(
     """
     from matplotlib.patches import FancyBboxPatch
 
-    spec = _layer_config(layer_or_config)
+    spec = SeqConvSpec.of(layer_or_config)
     in_channels, out_channels, k, window = spec.in_channels, spec.out_channels, spec.k, spec.window
     g = spec.groups
     views = spec.views
