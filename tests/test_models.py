@@ -132,7 +132,10 @@ def test_register_model_for_your_own_builders():
             registry.register_model(lambda: tiny_net())
     finally:
         for name in ("tiny_net", "other_tiny_net"):
-            registry._MODELS.pop(name, None)
+            if registry.is_model(name):
+                registry.unregister_model(name)
+    with pytest.raises(ValueError, match="unknown model 'tiny_net'"):
+        registry.unregister_model("tiny_net")
 
 
 def test_pretrained_cfg_is_the_data_config_apart_from_the_architecture():

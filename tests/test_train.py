@@ -14,7 +14,7 @@ import torch
 from seqlite import seqresnet_cifar
 from seqlite.__main__ import main, parse_model_args, train_config
 from seqlite.checkpoint import CheckpointError, capture_rng_state, load_checkpoint, save_checkpoint
-from seqlite.registry import create_model, register_model
+from seqlite.registry import create_model
 from seqlite.train import (
     METRICS_COLUMNS,
     Callback,
@@ -284,19 +284,15 @@ def test_rng_state_round_trips_through_a_weights_only_file(tmp_path):
     assert [random.random() for _ in range(3)] == expected[2]
 
 
-def _poisoned_model(name: str, poison) -> str:
-    """Register ``name``: the tiny SeqResNet with ``poison(module, inputs, output)`` hooked on its classifier.
-
-    Registered, as any user's model is: the run builds it through the registry like any other.
-    """
+def _poisoned(poison):
+    """A builder: the tiny SeqResNet with ``poison()(module, inputs, output)`` hooked on its classifier."""
 
     def builder(**kwargs):
         model = seqresnet_cifar(**{"k": 4, "r": 1, "n": 1, **kwargs})
         model.fc.register_forward_hook(poison())
         return model
 
-    register_model(builder, name=name)
-    return name
+    return builder
 
 
 def _nan_from_epoch_2_on():
@@ -312,8 +308,8 @@ def _nan_from_epoch_2_on():
     return poison
 
 
-def test_non_finite_loss_stops_with_last_good_checkpoint_intact(tmp_path):
-    model = _poisoned_model("tiny_diverging_in_epoch_2", _nan_from_epoch_2_on)
+def test_non_finite_loss_stops_with_last_good_checkpoint_intact(tmp_path, registered_model):
+    model = registered_model(_poisoned(_nan_from_epoch_2_on), "tiny_diverging_in_epoch_2")
     with pytest.raises(NonFiniteLossError, match=r"became nan in epoch 2 .*--lr"):
         # (time_steps=0: the hook counts training forwards, and the projection's would count too)
         train(TrainConfig(**{**TINY, "model": model, "model_args": {}}, epochs=3, time_steps=0, out=str(tmp_path)))
@@ -457,8 +453,8 @@ def _inf_on_test_images_from_epoch_2_on():
     return poison
 
 
-def test_non_finite_test_loss_stops_the_run(tmp_path, capsys):
-    model = _poisoned_model("tiny_diverging_on_test_images", _inf_on_test_images_from_epoch_2_on)
+def test_non_finite_test_loss_stops_the_run(tmp_path, capsys, registered_model):
+    model = registered_model(_poisoned(_inf_on_test_images_from_epoch_2_on), "tiny_diverging_on_test_images")
     # (--time-steps 0: the hook counts training forwards, and the projection's would count too)
     argv = ["train", "--model", model, "--subset", "96", "--batch-size", "32", "--epochs", "3",
             "--device", "cpu", "--no-progress", "--time-steps", "0", "--out", str(tmp_path)]
