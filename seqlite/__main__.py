@@ -18,6 +18,7 @@ import argparse
 import ast
 import os
 import sys
+import warnings
 from dataclasses import MISSING, fields
 from pathlib import Path
 from typing import Any
@@ -154,7 +155,7 @@ def _demo_parser(sub) -> None:
     p = sub.add_parser("demo", help="train a small SeqResNet on the embedded digits (CPU, about a minute)",
                        description="Offline demo: seqresnet_k8_r4_n1 on the 1,797 embedded 8x8 digits. It replaces "
                                    "only a run that a demo made in --out, never another run.")
-    p.add_argument("--out", default="runs/demo", help="(default: %(default)s)")
+    p.add_argument("--out", type=_field_type("out", str), default="runs/demo", help="(default: %(default)s)")
     p.add_argument("--epochs", type=_field_type("epochs"), default=3, help="(default: %(default)s)")
     p.add_argument("--device", type=_field_type("device", str), default="cpu", help="(default: %(default)s)")
     p.add_argument("--seed", type=_field_type("seed"), default=0, help="(default: %(default)s)")
@@ -256,6 +257,29 @@ def _message(err: BaseException) -> str:
     return text
 
 
+def _interrupted(args: argparse.Namespace) -> str:
+    """What a Ctrl-C left: the epoch in ``last.pt`` when there is one, and how to go on (true as said)."""
+    from .checkpoint import CheckpointError, load_checkpoint
+    from .train import RunFolder
+
+    if args.command == "eval":
+        return "interrupted"
+    try:
+        folder = RunFolder(Path(args.out if args.command == "demo" else train_config(args).resolved().out))
+    except ValueError:  # interrupted before the options were understood
+        return "interrupted"
+    try:
+        epoch = load_checkpoint(folder.last, required=("epoch",))["epoch"]
+    except CheckpointError:
+        epoch = None
+    again = "run `seqlite demo` again" if args.command == "demo" else "continue with --resume"
+    if epoch:
+        return f"interrupted; epoch {epoch} is in {folder.last} ({again})"
+    if not folder.files():
+        return f"interrupted before anything was written to {folder.path}"
+    return f"interrupted before the first epoch ended: {folder.path} holds no checkpoint yet ({again} to start it)"
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run a ``seqlite`` command; bad input ends with one line on stderr and exit code 2, never a traceback."""
     args = build_parser().parse_args(sys.argv[1:] if argv is None else argv)
@@ -263,8 +287,14 @@ def main(argv: list[str] | None = None) -> int:
     from .train import NonFiniteLossError, OutputError
 
     run = {"train": _run_train, "eval": _run_eval, "demo": _run_demo}[args.command]
+
+    def one_line_warning(message, category, filename, lineno, file=None, line=None) -> None:
+        print(f"seqlite {args.command}: warning: {message}", file=sys.stderr)
+
     try:
-        return run(args)
+        with warnings.catch_warnings():
+            warnings.showwarning = one_line_warning  # (restored when the command ends)
+            return run(args)
     except NonFiniteLossError as err:  # the run diverged: not bad input, but a failed run
         print(f"seqlite {args.command}: error: {_message(err)}", file=sys.stderr)
         return 1
@@ -274,8 +304,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"seqlite {args.command}: error: {_message(err)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print(f"seqlite {args.command}: interrupted; the last completed epoch is in its checkpoint "
-              "(continue with --resume)", file=sys.stderr)
+        print(f"seqlite {args.command}: {_interrupted(args)}", file=sys.stderr)
         return 130
 
 

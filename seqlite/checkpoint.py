@@ -18,6 +18,7 @@
 
 from __future__ import annotations
 
+import errno
 import numbers
 import os
 import pickle
@@ -171,16 +172,24 @@ def save_checkpoint(state: dict[str, Any], path: str | os.PathLike) -> Path:
     """Write ``state`` to ``path`` atomically; returns the path.
 
     The temporary file lives in the target's folder so that ``os.replace`` is a rename
-    within one file system (atomic on POSIX and Windows).
+    within one file system (atomic on POSIX and Windows). A write that fails raises ``OSError``,
+    ``ENOSPC`` when the disk is full, also where torch's zip writer reports it as a
+    ``RuntimeError`` (``[enforce fail at inline_container.cc] unexpected pos``).
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save(state, f)
-            f.flush()
-            os.fsync(f.fileno())
+        try:
+            with os.fdopen(fd, "wb") as f:
+                torch.save(state, f)
+                f.flush()
+                os.fsync(f.fileno())
+        except RuntimeError as err:
+            if not any(mark in str(err) for mark in ("inline_container", "PytorchStreamWriter", "unexpected pos")):
+                raise
+            cause = err.__cause__ or err.__context__  # the file's own OSError, when torch wrote through Python
+            raise (cause if isinstance(cause, OSError) else _write_error(path.parent, err)) from err
         os.replace(tmp, path)
     except BaseException:
         # Whatever went wrong (disk full, Ctrl-C, an unpicklable value), the old file stays.
@@ -188,6 +197,21 @@ def save_checkpoint(state: dict[str, Any], path: str | os.PathLike) -> Path:
         raise
     _fsync_dir(path.parent)
     return path
+
+
+def _write_error(folder: Path, err: RuntimeError) -> OSError:
+    """An ``OSError`` for a failed write of torch's zip writer that kept no ``errno``: ``ENOSPC`` if the disk is full.
+
+    Asked while the half-written file still holds its space.
+    """
+    try:
+        usage = os.statvfs(folder)
+        full = usage.f_bavail * usage.f_frsize < 64 * 1024
+    except (AttributeError, OSError):  # no statvfs on Windows
+        full = False
+    if full:
+        return OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+    return OSError(errno.EIO, f"the checkpoint writer failed ({str(err).splitlines()[0]})")
 
 
 def _fsync_dir(folder: Path) -> None:

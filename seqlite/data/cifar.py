@@ -146,6 +146,8 @@ def _cifar_batch(path: Path, classes: int) -> tuple[np.ndarray, list[int]]:
     problem = None
     if not isinstance(images, np.ndarray) or images.dtype != np.uint8 or images.ndim != 2 or images.shape[1] != 3072:
         problem = "'data' is not a uint8 array of rows of 3072 pixels"
+    elif len(images) == 0:
+        problem = "it holds no images"
     elif not isinstance(labels, list) or len(labels) != len(images):
         problem = f"expected {len(images)} labels under 'labels' or 'fine_labels'"
     elif not all(isinstance(y, int) and not isinstance(y, bool) and 0 <= y < classes for y in labels):

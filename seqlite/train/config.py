@@ -30,6 +30,12 @@ def _registered_model(name: str, value: Any) -> str:
     return value
 
 
+def _folder_name(name: str, value: Any) -> str:
+    if not str(value).strip():
+        raise InvalidValue(name, value, "must name a folder (the current folder would take the run's files)")
+    return str(value)
+
+
 def option(default: Any = None, help: str = "", *, factory=None, identity: bool = False, **cli: Any) -> Any:
     """A :class:`TrainConfig` field with its command-line help and check (``seqlite train`` reads them).
 
@@ -103,7 +109,7 @@ class TrainConfig:
     sync_bn: bool = option(False, "SyncBatchNorm across torchrun processes (CUDA only)")
     workers: int | None = option(None, "data loader processes (default: 0 for the in-memory digits, else one per "
                                        "CPU this process may use, up to 8)", check=checks.non_negative_int)
-    out: str | None = option(None, "output folder (default: runs/MODEL-DATASET)")
+    out: str | None = option(None, "output folder (default: runs/MODEL-DATASET)", check=_folder_name)
     resume: bool = option(False, "continue the run in OUT from its last.pt (start afresh if OUT holds no run)")
     overwrite: bool = option(False, "start afresh even if OUT holds a run (its checkpoints and metrics are deleted)")
     progress: bool = option(True, "no progress bars", flag="--no-progress")

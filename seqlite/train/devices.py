@@ -31,6 +31,7 @@ import contextlib
 import datetime
 import os
 import random
+import warnings
 from dataclasses import dataclass
 from typing import Any
 
@@ -52,6 +53,7 @@ __all__ = [
     "default_workers",
     "device_name",
     "init_distributed",
+    "loader_workers",
     "make_scaler",
     "reduce_sum",
     "resolve_amp",
@@ -191,6 +193,19 @@ def available_cpus() -> int:
         return len(os.sched_getaffinity(0))
     except AttributeError:  # macOS and Windows have no affinity masks
         return os.cpu_count() or 1
+
+
+def loader_workers(asked: int) -> int:
+    """``asked`` loader processes, at most one per CPU this process may use (more only compete for them).
+
+    Warns when it cuts the number: thousands of processes would fail to start half-way (``EAGAIN``).
+    """
+    cpus = available_cpus()
+    if asked <= cpus:
+        return asked
+    warnings.warn(f"--workers {asked} is more than the {cpus} CPUs this process may use; using {cpus} loader "
+                  "processes", UserWarning, stacklevel=2)
+    return cpus
 
 
 def default_workers(dataset: str) -> int:

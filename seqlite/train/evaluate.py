@@ -15,7 +15,7 @@ from .. import checks
 from ..checkpoint import EVALUATION, CheckpointError, load_checkpoint
 from ..data import build_datasets
 from .config import TrainConfig
-from .devices import Process, autocast, default_workers, reduce_sum, resolve_device
+from .devices import Process, autocast, default_workers, loader_workers, reduce_sum, resolve_device
 from .errors import ConfigError
 from .loaders import make_loader, to_device
 from .setup import build_model, load_weights
@@ -54,6 +54,8 @@ def evaluate(
         wrong5 += (~(top == targets[:, None]).any(1)).sum().item()
         seen += len(targets)
     loss_sum, wrong1, wrong5, seen = reduce_sum([loss_sum, wrong1, wrong5, seen], device, proc)
+    if not seen:
+        raise ValueError("evaluate: the loader gave no images to evaluate")
     return {"loss": loss_sum / seen, "error": 100 * wrong1 / seen, "top5_error": 100 * wrong5 / seen}
 
 
@@ -109,7 +111,8 @@ def evaluate_checkpoint(
         raise CheckpointError(path, f"its config does not describe a model that can be built ({err})") from None
     load_weights(net, ckpt["model"], path)
     net.to(dev)
-    loader = make_loader(spec.test, batch_size, default_workers(dataset) if workers is None else workers, dev)
+    workers = default_workers(dataset) if workers is None else loader_workers(workers)
+    loader = make_loader(spec.test, batch_size, workers, dev)
     stats = evaluate(net, loader, dev)
     return {"top1_error": stats["error"], "top5_error": stats["top5_error"], "loss": stats["loss"],
             "images": len(spec.test), "split": spec.test_split}

@@ -9,6 +9,7 @@ loop on its share of the data (DistributedDataParallel); only rank 0 prints and 
 
 from __future__ import annotations
 
+import contextlib
 import math
 import time
 from collections.abc import Callable, Iterable
@@ -20,7 +21,6 @@ import torch.distributed as dist
 import torch.nn.functional as F
 from torch import nn
 
-from ..checkpoint import restore_rng_state
 from . import resume
 from .callbacks import Callback
 from .config import TrainConfig
@@ -67,6 +67,9 @@ def train(cfg: TrainConfig, callbacks: Iterable[Callback] = ()) -> TrainResult:
             "training shows its progress with tqdm, which is not installed: pip install 'seqlite[train]'"
         ) from None
 
+    # The bars' lock, made now: made lazily by the first message, a Ctrl-C inside its making breaks
+    # tqdm (an AttributeError instead of the KeyboardInterrupt).
+    tqdm.get_lock()
     cfg = cfg.resolved()
     proc, device = start_processes(cfg.device)
     try:
@@ -81,49 +84,57 @@ def run(cfg: TrainConfig, proc: Process, device: torch.device, tqdm, callbacks: 
     say = tqdm.write if proc.main else (lambda *a, **k: None)
     cfg = configure_device(cfg, proc, device)
     folder = RunFolder(Path(cfg.out))
-    resuming = folder.holds_run(cfg.resume, cfg.overwrite)
+    folder.holds_run(cfg.resume, cfg.overwrite)  # a folder it must not touch is refused before any data is read
     # Data and model before anything is written: a missing dataset or a model that does not fit it stops here.
     state = build_run(cfg, proc, device, folder)
     state.callbacks, state.say = callbacks, say
-    if resuming:
-        ckpt = resume.load_run_checkpoint(folder.last)
-        state.progress = resume.restore(state, ckpt, folder.last)
-        say(f"resuming {folder.last} after epoch {state.progress.epoch}/{cfg.epochs}")
-        if proc.main:
-            resume.repair_best(folder, ckpt, say)
-        del ckpt
-    elif cfg.resume:
-        say(f"no run in {folder.path} yet; starting from scratch")
-    if proc.main:
-        folder.prepare(asdict(cfg), state.progress.history, fresh=not resuming)
-        say(_describe_run(state))
-    state.notify("on_run_start")
-    if cfg.time_steps and state.progress.epoch < cfg.epochs:
-        projection = project(state, train_step)
-        if projection is not None and proc.main:
-            say(projection.line())
-            folder.write_json(folder.projection, projection.as_dict())
-
-    if state.progress.rng is not None:
-        restore_rng_state(state.progress.rng)
-    elif proc.world_size > 1:
-        seed_everything(cfg.seed + proc.rank)  # different dropout and augmentation in each process
 
     def bar(**kwargs):
         return tqdm(disable=not (proc.main and cfg.progress), dynamic_ncols=True, **kwargs)
 
-    progress = state.progress
-    for epoch in range(progress.epoch, cfg.epochs):
-        row = run_epoch(state, epoch, bar)
-        progress.history.append(row)
-        progress.epoch = epoch + 1
-        improved = row["test_error"] < progress.best_error
-        if improved:
-            progress.best_error, progress.best_epoch = row["test_error"], epoch + 1
-        resume.save_epoch(state, improved)
-        say(_describe_epoch(row, state) + (" *best*" if improved else ""))
-        state.notify("on_epoch_end", row)
+    with folder.lock() if proc.main else contextlib.nullcontext():
+        _start(state)
+        progress = state.progress
+        for epoch in range(progress.epoch, cfg.epochs):
+            row = run_epoch(state, epoch, bar)
+            progress.history.append(row)
+            progress.epoch = epoch + 1
+            improved = row["test_error"] < progress.best_error
+            if improved:
+                progress.best_error, progress.best_epoch = row["test_error"], epoch + 1
+            resume.save_epoch(state, improved)
+            say(_describe_epoch(row, state) + (" *best*" if improved else ""))
+            state.notify("on_epoch_end", row)
     return TrainResult(out=folder.path, history=progress.history, best_error=progress.best_error)
+
+
+def _start(run: Run) -> None:
+    """Continue the run in the folder or start afresh, write the folder, time a few steps (the folder is held)."""
+    cfg, folder, proc = run.cfg, run.folder, run.proc
+    # Decided again now that no other run can change the folder (one may have, since the first look).
+    if folder.holds_run(cfg.resume, cfg.overwrite):
+        ckpt = resume.load_run_checkpoint(folder.last)
+        run.progress = resume.restore(run, ckpt, folder.last)
+        run.say(f"resuming {folder.last} after epoch {run.progress.epoch}/{cfg.epochs}")
+        if proc.main:
+            resume.repair_best(folder, ckpt, run.say)
+        del ckpt
+    elif cfg.resume and folder.unstarted():
+        resume.check_same_run(folder.read_config() or {}, cfg, folder.config)
+        run.say(f"the run in {folder.path} stopped before its first epoch ended; starting it again")
+    elif cfg.resume:
+        run.say(f"no run in {folder.path} yet; starting from scratch")
+    if proc.main:
+        folder.prepare(asdict(cfg), run.progress.history, fresh=run.progress.epoch == 0)
+        run.say(_describe_run(run))
+    run.notify("on_run_start")
+    if cfg.time_steps and run.progress.epoch < cfg.epochs:
+        projection = project(run, train_step)
+        if projection is not None and proc.main:
+            run.say(projection.line())
+            folder.write_json(folder.projection, projection.as_dict())
+    if run.progress.rng is None and proc.world_size > 1:
+        seed_everything(cfg.seed + proc.rank)  # different dropout and augmentation in each process
 
 
 def run_epoch(run: Run, epoch: int, bar: Callable) -> dict[str, float]:

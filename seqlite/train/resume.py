@@ -18,12 +18,19 @@ from typing import Any
 
 import torch.distributed as dist
 
-from ..checkpoint import RESUMPTION, CheckpointError, capture_rng_state, load_checkpoint, save_checkpoint
+from ..checkpoint import (
+    RESUMPTION,
+    CheckpointError,
+    capture_rng_state,
+    load_checkpoint,
+    restore_rng_state,
+    save_checkpoint,
+)
 from .config import IDENTITY
 from .run_folder import RunFolder, append_metrics
 from .setup import Progress, Run, load_weights
 
-__all__ = ["best_epoch", "load_run_checkpoint", "repair_best", "restore", "save_epoch"]
+__all__ = ["best_epoch", "check_same_run", "load_run_checkpoint", "repair_best", "restore", "save_epoch"]
 
 
 def save_epoch(run: Run, improved: bool) -> None:
@@ -67,16 +74,20 @@ def load_run_checkpoint(path: Path) -> dict[str, Any]:
     return load_checkpoint(path, required=RESUMPTION)
 
 
-def restore(run: Run, ckpt: dict[str, Any], path: Path) -> Progress:
-    """Load every state of ``ckpt`` (read from ``path``) into ``run``; returns where the run stood."""
-    ours = asdict(run.cfg)
-    saved = ckpt["config"]
-    differ = [f"{k}: checkpoint {saved.get(k)!r}, now {ours[k]!r}" for k in IDENTITY if saved.get(k) != ours[k]]
+def check_same_run(saved: dict[str, Any], cfg: Any, path: Path) -> None:
+    """``ValueError`` unless the run recorded in ``path`` (its settings ``saved``) is the run ``cfg`` describes."""
+    ours, then = asdict(cfg), "checkpoint" if path.suffix == ".pt" else path.name
+    differ = [f"{k}: {then} {saved.get(k)!r}, now {ours[k]!r}" for k in IDENTITY if saved.get(k) != ours[k]]
     if differ:
         raise ValueError(
             f"cannot resume {path}: the run was started with other settings ({'; '.join(differ)}). "
             "Repeat the original options, or choose another --out."
         )
+
+
+def restore(run: Run, ckpt: dict[str, Any], path: Path) -> Progress:
+    """Load every state of ``ckpt`` (read from ``path``) into ``run``, RNGs included; returns where the run stood."""
+    check_same_run(ckpt["config"], run.cfg, path)
     load_weights(run.net, ckpt["model"], path)
     parts = [("optimizer", run.optimizer), ("scheduler", run.scheduler)]
     if run.scaler is not None and ckpt.get("scaler"):
@@ -88,6 +99,12 @@ def restore(run: Run, ckpt: dict[str, Any], path: Path) -> Progress:
             raise CheckpointError(path, f"its {key} state does not fit this run ({type(err).__name__}: {err})") \
                 from None
     rng = ckpt["rng"][run.proc.rank] if len(ckpt["rng"]) == run.proc.world_size else ckpt["rng"][0]
+    try:
+        # Now: the time projection runs under fork_rng and the data order is (seed, epoch)'s, so the
+        # first step after it draws what the uninterrupted run's next step drew.
+        restore_rng_state(rng)
+    except (TypeError, ValueError, RuntimeError) as err:
+        raise CheckpointError(path, f"its RNG state cannot be restored ({type(err).__name__}: {err})") from None
     return Progress(ckpt["epoch"], list(ckpt["history"]), ckpt.get("best_error", math.inf), best_epoch(ckpt), rng)
 
 

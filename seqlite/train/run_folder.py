@@ -6,7 +6,9 @@ A run folder ``out`` holds ``config.json`` (the resolved configuration, written 
 names them; ``seqlite train``, ``seqlite demo``, :mod:`seqlite.paper` and :mod:`seqlite.viz`
 all find them through it.
 
-Nothing is replaced unasked: a folder holding any run file is a run (:meth:`RunFolder.holds_run`).
+Nothing is replaced unasked: a folder holding any run file is a run (:meth:`RunFolder.holds_run`),
+and one run at a time writes to a folder (:meth:`RunFolder.lock`, an ``fcntl.flock`` on a lock
+file that the kernel releases when its process dies, however it dies).
 Writes are atomic (a temporary file, then ``os.replace``) except the appended metrics row, which a
 resume rewrites from the checkpoint; leftovers of writes a kill interrupted are removed when a
 run starts there. A failed write becomes one :class:`~seqlite.train.OutputError` naming the file.
@@ -24,6 +26,11 @@ import json
 import math
 import os
 import warnings
+
+try:
+    import fcntl
+except ImportError:  # Windows: no flock; runs there are not protected from a second run on the same folder
+    fcntl = None
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -43,6 +50,7 @@ __all__ = [
 ]
 
 RUN_FILES = ("last.pt", "best.pt", "metrics.csv", "config.json", "projection.json")
+LOCK_FILE = ".seqlite-run.lock"  # exists only while a run holds the folder (or after a killed one, unlocked)
 METRICS_COLUMNS = (
     "epoch", "lr", "train_loss", "train_error", "test_loss", "test_error", "test_top5_error", "seconds",
 )
@@ -55,9 +63,12 @@ def run_files(folder: str | os.PathLike) -> list[str]:
 
 @dataclass(frozen=True)
 class RunFolder:
-    """The files of a run in ``path``."""
+    """The files of a run in ``path`` (a ``str`` or path-like is made a ``Path``)."""
 
     path: Path
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "path", Path(self.path))
 
     @property
     def last(self) -> Path:
@@ -79,6 +90,44 @@ class RunFolder:
     def projection(self) -> Path:
         return self.path / "projection.json"
 
+    @contextlib.contextmanager
+    def lock(self) -> Iterator[None]:
+        """Hold the folder for this run: a second run on it is refused until this one ends.
+
+        Makes the folder. The lock is an ``fcntl.flock`` on :data:`LOCK_FILE`, which the kernel
+        releases when the process ends, however it ends: the file a killed run leaves behind
+        locks nothing. Without ``fcntl`` (Windows) nothing is locked.
+        """
+        with self.writing(self.path):
+            self.path.mkdir(parents=True, exist_ok=True)
+        if fcntl is None:
+            yield
+            return
+        path = self.path / LOCK_FILE
+        while True:
+            with self.writing(path):
+                fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                holder = os.read(fd, 32).decode(errors="replace").strip() or "another process"
+                os.close(fd)
+                raise FileExistsError(f"{self.path} is in use by another seqlite run (process {holder}); wait for it "
+                                      "to end, or choose another --out") from None
+            try:  # locked; but if the file was replaced meanwhile (a run ending), the lock is on a dead file
+                if os.stat(path).st_ino == os.fstat(fd).st_ino:
+                    break
+            except FileNotFoundError:
+                pass
+            os.close(fd)
+        try:
+            os.ftruncate(fd, 0)
+            os.write(fd, str(os.getpid()).encode())
+            yield
+        finally:
+            path.unlink(missing_ok=True)  # before the lock goes: no later run can lock this file
+            os.close(fd)
+
     def files(self) -> list[str]:
         """The run files present, in :data:`RUN_FILES` order."""
         return [name for name in RUN_FILES if (self.path / name).exists()] if self.path.is_dir() else []
@@ -95,6 +144,8 @@ class RunFolder:
             return False
         if resume and self.last.exists():
             return True
+        if resume and self.unstarted():
+            return False  # started but stopped before its first epoch ended: start it (again)
         listed = ", ".join(present)
         if resume:
             raise FileExistsError(
@@ -105,6 +156,20 @@ class RunFolder:
             f"{self.path} already holds a run ({listed}); pass --resume to continue it, --overwrite to start afresh "
             "there, or choose another --out"
         )
+
+    def unstarted(self) -> bool:
+        """Whether the run here never finished an epoch: its ``config.json`` and a header-only ``metrics.csv``.
+
+        What a run stopped during its first epoch leaves (its projection too, perhaps).
+        """
+        if not {"config.json", "metrics.csv"} <= set(self.files()) <= {"config.json", "metrics.csv", "projection.json"}:
+            return False
+        try:
+            with open(self.metrics, newline="") as f:
+                rows = [row for row in csv.reader(f) if row]
+        except OSError:
+            return False
+        return rows == [list(METRICS_COLUMNS)]
 
     def check_writable(self) -> None:
         """Refuse a folder that cannot become a writable folder, before any dataset is loaded."""

@@ -69,7 +69,10 @@ class Run:
 
 
 def configure_device(cfg: Any, proc: Process, device: torch.device) -> Any:
-    """Check the options against the device; set TF32 and determinism; ``amp`` as it resolves here."""
+    """Check the options against the device and machine; set TF32 and determinism.
+
+    Returns ``cfg`` with ``amp`` as it resolves on ``device`` and at most one loader worker per CPU.
+    """
     try:
         amp = resolve_amp(cfg.amp, device)
     except ValueError as err:
@@ -86,7 +89,7 @@ def configure_device(cfg: Any, proc: Process, device: torch.device) -> Any:
     devices.set_float32_precision(device)
     devices.set_determinism(cfg.deterministic, device)
     # "auto" becomes what it means on this device before the checkpoint compares or records it.
-    return replace(cfg, amp=amp)
+    return replace(cfg, amp=amp, workers=devices.loader_workers(cfg.workers))
 
 
 def build_model(cfg: Any, num_classes: int, in_chans: int) -> nn.Module:
