@@ -34,7 +34,7 @@ LEVELS: dict[int, set[str]] = {
     4: {"train", "train.errors", "train.config", "train.recipe", "train.devices", "train.loaders", "train.setup",
         "train.run_folder", "train.resume", "train.loop", "train.evaluate", "train.projection", "train.callbacks",
         "metrics", "accel", "paper"},
-    5: {"viz", "widgets", "course", "exercises", "__main__", ""},
+    5: {"viz", "panel", "widgets", "course", "exercises", "__main__", ""},
 }
 LEVEL = {name: level for level, names in LEVELS.items() for name in names}
 
