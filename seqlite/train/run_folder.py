@@ -54,6 +54,21 @@ LOCK_FILE = ".seqlite-run.lock"  # exists only while a run holds the folder (or 
 METRICS_COLUMNS = (
     "epoch", "lr", "train_loss", "train_error", "test_loss", "test_error", "test_top5_error", "seconds",
 )
+# The lock files this process holds, by descriptor. A forked child (a DataLoader worker) closes its
+# copies at once: a flock belongs to the open file, which the copies share, so a worker outliving its
+# killed parent for a few seconds would otherwise keep the folder locked.
+_HELD_LOCKS: set[int] = set()
+
+
+def _close_inherited_locks() -> None:
+    for fd in _HELD_LOCKS:
+        with contextlib.suppress(OSError):
+            os.close(fd)
+    _HELD_LOCKS.clear()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_close_inherited_locks)
 
 
 def run_files(folder: str | os.PathLike) -> list[str]:
@@ -95,8 +110,9 @@ class RunFolder:
         """Hold the folder for this run: a second run on it is refused until this one ends.
 
         Makes the folder. The lock is an ``fcntl.flock`` on :data:`LOCK_FILE`, which the kernel
-        releases when the process ends, however it ends: the file a killed run leaves behind
-        locks nothing. Without ``fcntl`` (Windows) nothing is locked.
+        releases when the process ends, however it ends (forked loader workers close their copies
+        of it): the file a killed run leaves behind locks nothing. Without ``fcntl`` (Windows)
+        nothing is locked.
         """
         with self.writing(self.path):
             self.path.mkdir(parents=True, exist_ok=True)
@@ -120,12 +136,14 @@ class RunFolder:
             except FileNotFoundError:
                 pass
             os.close(fd)
+        _HELD_LOCKS.add(fd)
         try:
             os.ftruncate(fd, 0)
             os.write(fd, str(os.getpid()).encode())
             yield
         finally:
             path.unlink(missing_ok=True)  # before the lock goes: no later run can lock this file
+            _HELD_LOCKS.discard(fd)
             os.close(fd)
 
     def files(self) -> list[str]:
