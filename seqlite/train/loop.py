@@ -84,7 +84,9 @@ def run(cfg: TrainConfig, proc: Process, device: torch.device, tqdm, callbacks: 
     say = tqdm.write if proc.main else (lambda *a, **k: None)
     cfg = configure_device(cfg, proc, device)
     folder = RunFolder(Path(cfg.out))
-    folder.holds_run(cfg.resume, cfg.overwrite)  # a folder it must not touch is refused before any data is read
+    # A folder it must not touch is refused before any data is read. Every process looks now, before
+    # the first barrier (in build_run), so before rank 0 writes anything: they all see the same folder.
+    found = _look(folder, cfg)
     # Data and model before anything is written: a missing dataset or a model that does not fit it stops here.
     state = build_run(cfg, proc, device, folder)
     state.callbacks, state.say = callbacks, say
@@ -93,7 +95,10 @@ def run(cfg: TrainConfig, proc: Process, device: torch.device, tqdm, callbacks: 
         return tqdm(disable=not (proc.main and cfg.progress), dynamic_ncols=True, **kwargs)
 
     with folder.lock() if proc.main else contextlib.nullcontext():
-        _start(state)
+        if proc.main and _look(folder, cfg) != found:  # another run wrote there while this one was starting
+            raise FileExistsError(f"{folder.path} changed while this run was starting (another run wrote there); "
+                                  "look at it and repeat the command")
+        _start(state, *found)
         progress = state.progress
         for epoch in range(progress.epoch, cfg.epochs):
             row = run_epoch(state, epoch, bar)
@@ -108,18 +113,24 @@ def run(cfg: TrainConfig, proc: Process, device: torch.device, tqdm, callbacks: 
     return TrainResult(out=folder.path, history=progress.history, best_error=progress.best_error)
 
 
-def _start(run: Run) -> None:
+def _look(folder: RunFolder, cfg: TrainConfig) -> tuple[bool, bool]:
+    """(whether the run continues the one in ``folder``, whether that one never finished an epoch); refuses a run
+    it must not replace."""
+    resuming = folder.holds_run(cfg.resume, cfg.overwrite)
+    return resuming, cfg.resume and not resuming and folder.unstarted()
+
+
+def _start(run: Run, resuming: bool, unstarted: bool) -> None:
     """Continue the run in the folder or start afresh, write the folder, time a few steps (the folder is held)."""
     cfg, folder, proc = run.cfg, run.folder, run.proc
-    # Decided again now that no other run can change the folder (one may have, since the first look).
-    if folder.holds_run(cfg.resume, cfg.overwrite):
+    if resuming:
         ckpt = resume.load_run_checkpoint(folder.last)
         run.progress = resume.restore(run, ckpt, folder.last)
         run.say(f"resuming {folder.last} after epoch {run.progress.epoch}/{cfg.epochs}")
         if proc.main:
             resume.repair_best(folder, ckpt, run.say)
         del ckpt
-    elif cfg.resume and folder.unstarted():
+    elif unstarted:
         resume.check_same_run(folder.read_config() or {}, cfg, folder.config)
         run.say(f"the run in {folder.path} stopped before its first epoch ended; starting it again")
     elif cfg.resume:
