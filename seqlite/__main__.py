@@ -18,6 +18,7 @@ import argparse
 import ast
 import os
 import sys
+import warnings
 from dataclasses import MISSING, fields
 from pathlib import Path
 from typing import Any
@@ -66,8 +67,9 @@ def _model_args(text: str) -> dict[str, Any]:
         raise argparse.ArgumentTypeError(str(err)) from err
 
 
-def _typed(convert, check=None):
-    """An argparse ``type``: ``convert`` the text, then apply the field's ``check``."""
+def _typed(convert, check=None, name: str = "value"):
+    """An argparse ``type``: ``convert`` the text, then apply the field's ``check`` (:mod:`seqlite.checks`)."""
+    from .checks import InvalidValue
 
     def parse(text: str):
         try:
@@ -75,10 +77,10 @@ def _typed(convert, check=None):
         except ValueError:
             raise argparse.ArgumentTypeError(f"expected {convert.__name__ if convert is not int else 'an integer'}, "
                                              f"got {text!r}") from None
-        problem = check(value) if check is not None else None
-        if problem:
-            raise argparse.ArgumentTypeError(f"{problem}, got {text!r}")
-        return value
+        try:
+            return check(name, value) if check is not None else value
+        except InvalidValue as err:  # the rule, with the text as it was typed
+            raise argparse.ArgumentTypeError(f"{err.rule}, got {text!r}") from None
 
     parse.__name__ = convert.__name__  # what argparse names in "invalid ... value"
     return parse
@@ -93,7 +95,6 @@ def _add_config_options(parser: argparse.ArgumentParser) -> None:
 
     for f in fields(TrainConfig):
         meta = dict(f.metadata)
-        flag = meta.get("flag", "--" + f.name.replace("_", "-"))
         kwargs: dict[str, Any] = {"dest": f.name, "help": meta["help"].replace("%", "%%")}
         default = f.default if f.default is not MISSING else f.default_factory()
         if default not in (None, True, False, {}) and "default" not in meta["help"]:
@@ -104,18 +105,18 @@ def _add_config_options(parser: argparse.ArgumentParser) -> None:
         elif base.startswith("dict"):
             kwargs.update(type=_model_args, default={}, metavar=meta.get("metavar"))
         else:
-            kwargs.update(type=_typed(_CONVERT[base], meta.get("check")), default=default)
+            kwargs.update(type=_typed(_CONVERT[base], meta.get("check"), f.name), default=default)
             if "choices" in meta:
                 kwargs["choices"] = meta["choices"]
             if "metavar" in meta:
                 kwargs["metavar"] = meta["metavar"]
-        parser.add_argument(flag, **kwargs)
+        parser.add_argument(TrainConfig.flag(f.name), **kwargs)
 
 
 def _config_help(name: str) -> str:
     from .train import TrainConfig
 
-    return next(f.metadata["help"] for f in fields(TrainConfig) if f.name == name).replace("%", "%%")
+    return TrainConfig.field_metadata(name)["help"].replace("%", "%%")
 
 
 def _train_parser(sub) -> None:
@@ -124,10 +125,11 @@ def _train_parser(sub) -> None:
     _add_config_options(p)
 
 
-def _field_check(name: str):
+def _field_type(name: str, convert=int):
+    """The argparse ``type`` of the field ``name``'s option: its conversion and check."""
     from .train import TrainConfig
 
-    return next(f.metadata.get("check") for f in fields(TrainConfig) if f.name == name)
+    return _typed(convert, TrainConfig.field_metadata(name).get("check"), name)
 
 
 def _eval_parser(sub) -> None:
@@ -140,23 +142,23 @@ def _eval_parser(sub) -> None:
     p.add_argument("--data-dir", default=os.environ.get("SEQLITE_DATA_DIR", "data"), help=_config_help("data_dir"))
     p.add_argument("--no-download", dest="download", action="store_false", help=_config_help("download"))
     p.add_argument("--no-verify-data", dest="verify_data", action="store_false", help=_config_help("verify_data"))
-    p.add_argument("--holdout", type=_typed(int, _field_check("holdout")), default=0, metavar="N",
+    p.add_argument("--holdout", type=_field_type("holdout"), default=0, metavar="N",
                    help="evaluate on the N training images the checkpoint's run held out (N must be that run's "
                         "--holdout) instead of the test set")
-    p.add_argument("--batch-size", type=_typed(int, _field_check("batch_size")), default=256,
+    p.add_argument("--batch-size", type=_field_type("batch_size"), default=256,
                    help="(default: %(default)s)")
-    p.add_argument("--device", type=_typed(str, _field_check("device")), default="auto", help=_config_help("device"))
-    p.add_argument("--workers", type=_typed(int, _field_check("workers")), help=_config_help("workers"))
+    p.add_argument("--device", type=_field_type("device", str), default="auto", help=_config_help("device"))
+    p.add_argument("--workers", type=_field_type("workers"), help=_config_help("workers"))
 
 
 def _demo_parser(sub) -> None:
     p = sub.add_parser("demo", help="train a small SeqResNet on the embedded digits (CPU, about a minute)",
                        description="Offline demo: seqresnet_k8_r4_n1 on the 1,797 embedded 8x8 digits. It replaces "
                                    "only a run that a demo made in --out, never another run.")
-    p.add_argument("--out", default="runs/demo", help="(default: %(default)s)")
-    p.add_argument("--epochs", type=_typed(int, _field_check("epochs")), default=3, help="(default: %(default)s)")
-    p.add_argument("--device", type=_typed(str, _field_check("device")), default="cpu", help="(default: %(default)s)")
-    p.add_argument("--seed", type=_typed(int, _field_check("seed")), default=0, help="(default: %(default)s)")
+    p.add_argument("--out", type=_field_type("out", str), default="runs/demo", help="(default: %(default)s)")
+    p.add_argument("--epochs", type=_field_type("epochs"), default=3, help="(default: %(default)s)")
+    p.add_argument("--device", type=_field_type("device", str), default="cpu", help="(default: %(default)s)")
+    p.add_argument("--seed", type=_field_type("seed"), default=0, help="(default: %(default)s)")
 
 
 def train_config(args: argparse.Namespace | list[str]):
@@ -189,53 +191,39 @@ def _run_eval(args: argparse.Namespace) -> int:
     return 0
 
 
-# What makes a run a demo run; epochs, seed and device are the demo's own options.
-_DEMO_SETTINGS = ("model", "model_args", "dataset", "recipe", "holdout", "subset", "batch_size", "lr", "amp")
-
-
-def _saved_config(out: Path) -> dict[str, Any] | None:
-    """The settings of the run in ``out``: config.json, else those stored in its checkpoints."""
-    import json
-
-    from .checkpoint import CheckpointError, load_checkpoint
-
-    try:
-        return json.loads((out / "config.json").read_text())
-    except (OSError, ValueError):
-        pass
-    for name in ("last.pt", "best.pt"):
-        try:
-            return load_checkpoint(out / name, required=("config",))["config"]
-        except CheckpointError:
-            continue
-    return None
+# The demo's own options; the other settings that make a run what it is (TrainConfig's identity
+# fields) tell a demo's run from another.
+_DEMO_OPTIONS = ("epochs", "seed")
 
 
 def _run_demo(args: argparse.Namespace) -> int:
     from dataclasses import asdict
 
-    from .train import TrainConfig, run_files, train
+    from . import train as training
+    from .train import RunFolder, TrainConfig
+    from .train.config import IDENTITY
 
     cfg = TrainConfig(
         model="seqresnet_k8_r4_n1", dataset="digits", recipe="quick", epochs=args.epochs, seed=args.seed,
         device=args.device, out=args.out, amp="off",  # float32 on any device: a demo run compares as its own
     )
-    out = Path(args.out)
-    if run_files(out):
-        saved, ours = _saved_config(out), asdict(cfg.resolved())
-        if not isinstance(saved, dict) or any(saved.get(k) != ours[k] for k in _DEMO_SETTINGS):
-            raise FileExistsError(f"{out} holds a run that `seqlite demo` did not make ({', '.join(run_files(out))}); "
-                                  "the demo replaces only its own runs: choose another --out")
+    folder = RunFolder(Path(args.out))
+    if folder.files():
+        saved, ours = folder.read_config(), asdict(cfg.resolved())
+        if saved is None or any(saved.get(k) != ours[k] for k in IDENTITY if k not in _DEMO_OPTIONS):
+            raise FileExistsError(f"{folder.path} holds a run that `seqlite demo` did not make "
+                                  f"({', '.join(folder.files())}); the demo replaces only its own runs: choose "
+                                  "another --out")
         cfg.overwrite = True  # an earlier demo's run, which the demo remakes in a minute
     print(f"seqlite demo: training {cfg.model} on the embedded 8x8 digits for {cfg.epochs} epochs on {cfg.device}")
-    result = train(cfg)
-    out, epochs = result.out, result.final["epoch"]
+    result = training.train(cfg)
+    folder, epochs = RunFolder(result.out), result.final["epoch"]
     print(
         f"\nfinal test error {result.final['test_error']:.2f}% (best {result.best_error:.2f}%) after "
-        f"{epochs} epoch{'s' * (epochs != 1)}.\nmetrics: {out / 'metrics.csv'}\n"
-        f"checkpoints: {out / 'last.pt'}, {out / 'best.pt'}\n"
-        f"plot the curves with seqlite.viz.plot_training_curves({str(out / 'metrics.csv')!r}); "
-        f"evaluate with: seqlite eval --checkpoint {out / 'best.pt'}"
+        f"{epochs} epoch{'s' * (epochs != 1)}.\nmetrics: {folder.metrics}\n"
+        f"checkpoints: {folder.last}, {folder.best}\n"
+        f"plot the curves with seqlite.viz.plot_training_curves({str(folder.metrics)!r}); "
+        f"evaluate with: seqlite eval --checkpoint {folder.best}"
     )
     return 0
 
@@ -262,11 +250,34 @@ def _message(err: BaseException) -> str:
 
     text = " ".join(line.strip() for line in str(err).splitlines() if line.strip()) or type(err).__name__
     if isinstance(err, ConfigError):
-        meta = next((f.metadata for f in fields(TrainConfig) if f.name == err.option), {})
-        flag = meta.get("flag", "--" + err.option.replace("_", "-"))
+        flag = TrainConfig.flag(err.option) if err.option in {f.name for f in fields(TrainConfig)} \
+            else "--" + err.option.replace("_", "-")
         if flag not in text:
             text = f"argument {flag}: {text}"
     return text
+
+
+def _interrupted(args: argparse.Namespace) -> str:
+    """What a Ctrl-C left: the epoch in ``last.pt`` when there is one, and how to go on (true as said)."""
+    from .checkpoint import CheckpointError, load_checkpoint
+    from .train import RunFolder
+
+    if args.command == "eval":
+        return "interrupted"
+    try:
+        folder = RunFolder(Path(args.out if args.command == "demo" else train_config(args).resolved().out))
+    except ValueError:  # interrupted before the options were understood
+        return "interrupted"
+    try:
+        epoch = load_checkpoint(folder.last, required=("epoch",))["epoch"]
+    except CheckpointError:
+        epoch = None
+    again = "run `seqlite demo` again" if args.command == "demo" else "continue with --resume"
+    if epoch:
+        return f"interrupted; epoch {epoch} is in {folder.last} ({again})"
+    if not folder.files():
+        return f"interrupted before anything was written to {folder.path}"
+    return f"interrupted before the first epoch ended: {folder.path} holds no checkpoint yet ({again} to start it)"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -276,8 +287,14 @@ def main(argv: list[str] | None = None) -> int:
     from .train import NonFiniteLossError, OutputError
 
     run = {"train": _run_train, "eval": _run_eval, "demo": _run_demo}[args.command]
+
+    def one_line_warning(message, category, filename, lineno, file=None, line=None) -> None:
+        print(f"seqlite {args.command}: warning: {message}", file=sys.stderr)
+
     try:
-        return run(args)
+        with warnings.catch_warnings():
+            warnings.showwarning = one_line_warning  # (restored when the command ends)
+            return run(args)
     except NonFiniteLossError as err:  # the run diverged: not bad input, but a failed run
         print(f"seqlite {args.command}: error: {_message(err)}", file=sys.stderr)
         return 1
@@ -287,8 +304,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"seqlite {args.command}: error: {_message(err)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print(f"seqlite {args.command}: interrupted; the last completed epoch is in its checkpoint "
-              "(continue with --resume)", file=sys.stderr)
+        print(f"seqlite {args.command}: {_interrupted(args)}", file=sys.stderr)
         return 130
 
 

@@ -28,7 +28,7 @@ TORCH_VERSION = _release(torch.__version__)
 # 2.9.1, 2.13.0, 2.14.1). Older releases apply it again when the backward pass recomputes the region,
 # so the statistics drift from eager mode's (measured: 2.4.1, 2.5.1, 2.7.1; 2.8 not measured). There
 # the blocks run without checkpointing under torch.compile: eager mode's numbers, without the memory
-# saving (seqresnet._recomputed).
+# saving (recompute.recomputed).
 COMPILED_CHECKPOINT_KEEPS_BATCHNORM = TORCH_VERSION >= (2, 9)
 
 

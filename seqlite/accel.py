@@ -1,40 +1,24 @@
-"""Devices, mixed precision and reproducibility settings for training.
+"""Moved: devices, mixed precision and determinism are :mod:`seqlite.train.devices`, the time projection
+:mod:`seqlite.train.projection`.
 
-Everything here is a small function of the device and one option, so that the training
-loop reads as a list of named choices and each choice is testable on a CPU (the CUDA
-queries are looked up on ``torch.cuda`` at call time, so tests can replace them).
-
-* :func:`resolve_amp`: ``auto`` -> ``bf16`` on GPUs with bfloat16 tensor cores (compute
-  capability >= 8.0: A100, H100, RTX 30xx/40xx), ``fp16`` with a gradient scaler on older
-  ones (T4, V100), ``off`` on CPUs and other devices. ``bf16`` on a GPU below 8.0 is refused:
-  cuDNN has no bfloat16 convolutions there and falls back to slow generic kernels.
-* :func:`autocast` / :func:`make_scaler`: the autocast context and ``GradScaler`` of a mode.
-  fp16 needs the scaler (its range is too small for small gradients); bf16 does not.
-* :func:`set_float32_precision`: one TF32 setting for convolutions *and* matrix products on
-  CUDA (PyTorch's defaults differ: cuDNN convolutions use TF32, matmuls do not).
-* :func:`set_determinism`: ``--deterministic`` (cuDNN deterministic, no autotuning,
-  deterministic algorithms, the cuBLAS workspace setting they need); otherwise cuDNN autotunes.
-* :func:`set_cuda_device`, :func:`check_local_rank`, :func:`init_distributed`: one process
-  per GPU, each bound to its own device before anything opens a CUDA context.
-* :func:`available_cpus` / :func:`default_workers`: data loader sizing from the CPUs this
-  process may run on (``os.cpu_count()`` counts the machine's, not the container's).
-* :func:`time_steps` / :class:`Projection`: time a few warm training steps before the first
-  epoch and project the time per epoch and for the run, so a student knows before committing.
+Kept so that code written before the move still imports from here.
 """
 
-from __future__ import annotations
-
-import contextlib
-import datetime
-import itertools
-import os
-import time
-import warnings
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass
-
-import torch
-import torch.distributed as dist
+from .train.devices import (
+    AMP_MODES,
+    DIST_TIMEOUT,
+    autocast,
+    available_cpus,
+    check_local_rank,
+    default_workers,
+    init_distributed,
+    make_scaler,
+    resolve_amp,
+    set_cuda_device,
+    set_determinism,
+    set_float32_precision,
+)
+from .train.projection import Projection, format_duration, time_steps
 
 __all__ = [
     "AMP_MODES",
@@ -44,6 +28,7 @@ __all__ = [
     "available_cpus",
     "check_local_rank",
     "default_workers",
+    "format_duration",
     "init_distributed",
     "make_scaler",
     "resolve_amp",
@@ -52,221 +37,3 @@ __all__ = [
     "set_float32_precision",
     "time_steps",
 ]
-
-AMP_MODES = ("auto", "off", "bf16", "fp16")
-# Rank 0 may download and MD5-check CIFAR (or walk an ImageNet tree) while the other ranks
-# wait at a barrier; NCCL's default 10 minutes is too short for a slow connection.
-DIST_TIMEOUT = datetime.timedelta(minutes=60)
-# cuBLAS needs a fixed workspace to be deterministic (the per-sample ``bmm`` of the dropout path).
-CUBLAS_WORKSPACE = ":4096:8"
-
-
-def _capability(device: torch.device) -> tuple[int, int]:
-    return torch.cuda.get_device_capability(device)
-
-
-def resolve_amp(amp: str, device: torch.device) -> str:
-    """The concrete mode (``off``, ``bf16`` or ``fp16``) that ``amp`` means on ``device``.
-
-    Raises ``ValueError`` for an unknown mode and for ``bf16`` on a GPU of compute
-    capability below 8.0 (use ``fp16`` there). ``fp16`` is accepted on a CPU (CPU autocast
-    supports it, with ``GradScaler("cpu")``), where it is slow and meant for tests.
-    """
-    if amp not in AMP_MODES:
-        raise ValueError(f"amp must be one of {', '.join(AMP_MODES)}; got {amp!r}")
-    device = torch.device(device)
-    if device.type != "cuda":
-        return "off" if amp == "auto" else amp
-    major, minor = _capability(device)
-    bf16_cores = major >= 8
-    if amp == "auto":
-        return "bf16" if bf16_cores else "fp16"
-    if amp == "bf16" and not bf16_cores:
-        name = torch.cuda.get_device_name(device)
-        raise ValueError(
-            f"amp 'bf16' on {name} (compute capability {major}.{minor}): this GPU has no bfloat16 tensor cores, "
-            "so cuDNN falls back to slow generic kernels; use --amp fp16 (or auto, which picks it)"
-        )
-    return amp
-
-
-def autocast(device: torch.device, amp: str):
-    """The autocast context of a resolved mode (a no-op for ``off``)."""
-    if amp == "off":
-        return contextlib.nullcontext()
-    dtype = torch.bfloat16 if amp == "bf16" else torch.float16
-    return torch.autocast(torch.device(device).type, dtype=dtype)
-
-
-def make_scaler(amp: str, device: torch.device) -> torch.amp.GradScaler | None:
-    """A ``GradScaler`` for fp16 (on ``device``'s type), ``None`` otherwise."""
-    return torch.amp.GradScaler(torch.device(device).type) if amp == "fp16" else None
-
-
-def set_float32_precision(device: torch.device, tf32: bool = True) -> None:
-    """On CUDA, let float32 convolutions and matrix products both use TF32 (or both not).
-
-    With ``--amp off`` on an A100/H100, cuDNN's default already runs convolutions in TF32,
-    while the matrix products (the per-sample ``bmm`` of the dropout path, the classifier)
-    stay in full float32: one setting for both keeps the arithmetic uniform. TF32 keeps
-    float32's range with a 10-bit mantissa, as bf16/fp16 tensor cores do. No-op elsewhere.
-    """
-    if torch.device(device).type != "cuda":
-        return
-    torch.backends.cuda.matmul.allow_tf32 = tf32
-    torch.backends.cudnn.allow_tf32 = tf32
-
-
-def set_determinism(deterministic: bool, device: torch.device) -> None:
-    """Deterministic kernels (``--deterministic``), or cuDNN autotuning for speed on CUDA.
-
-    Deterministic: ``cudnn.deterministic``, no ``cudnn.benchmark``,
-    ``use_deterministic_algorithms`` (``warn_only``: an operation without a deterministic
-    CUDA kernel warns once instead of stopping the run) and ``CUBLAS_WORKSPACE_CONFIG``
-    (needed before the first cuBLAS call; an existing value is kept). Costs speed: cuDNN may
-    not pick its fastest algorithms, and some backward kernels serialise.
-    """
-    if deterministic:
-        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", CUBLAS_WORKSPACE)
-        torch.backends.cudnn.deterministic = True
-        torch.backends.cudnn.benchmark = False
-        torch.use_deterministic_algorithms(True, warn_only=True)
-    elif torch.device(device).type == "cuda":
-        # The shapes are fixed (apart from the last batch), so autotuning pays after one step.
-        torch.backends.cudnn.benchmark = True
-
-
-def set_cuda_device(device: torch.device) -> torch.device:
-    """Make ``device`` the current CUDA device (``cuda`` alone: the current one, made explicit).
-
-    Without this, ``--device cuda:1`` would still open a context on GPU 0 from the
-    DataLoader's pin-memory thread and anything else that uses "the current device".
-    """
-    device = torch.device(device)
-    if device.type != "cuda":
-        return device
-    if device.index is None:
-        device = torch.device("cuda", torch.cuda.current_device())
-    count = torch.cuda.device_count()
-    if device.index >= count:
-        raise ValueError(f"device {device} does not exist: {count} CUDA device{'s' * (count != 1)} visible "
-                         f"(cuda:0 to cuda:{count - 1})")
-    torch.cuda.set_device(device)
-    return device
-
-
-def check_local_rank(local_rank: int, device_count: int | None = None) -> None:
-    """``ValueError`` when torchrun started more processes on this machine than it has GPUs."""
-    count = torch.cuda.device_count() if device_count is None else device_count
-    if local_rank >= count:
-        raise ValueError(
-            f"process with LOCAL_RANK {local_rank} has no GPU: this machine has {count} visible CUDA "
-            f"device{'s' * (count != 1)}; start at most {count} processes per node (torchrun --nproc_per_node={count})"
-        )
-
-
-def init_distributed(device: torch.device, timeout: datetime.timedelta = DIST_TIMEOUT) -> None:
-    """Join torchrun's process group: NCCL bound to this process's GPU, gloo on CPUs."""
-    device = torch.device(device)
-    if device.type == "cuda":
-        # device_id binds the communicator to this GPU at once (no guess at the first barrier).
-        dist.init_process_group("nccl", timeout=timeout, device_id=device)
-    else:
-        dist.init_process_group("gloo", timeout=timeout)
-
-
-def available_cpus() -> int:
-    """CPUs this process may run on (its affinity mask; a container or Colab sees 2)."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # macOS and Windows have no affinity masks
-        return os.cpu_count() or 1
-
-
-def default_workers(dataset: str) -> int:
-    """Data loader processes: none for the in-memory digits, else one per available CPU, at most 8."""
-    if dataset == "digits":
-        return 0
-    return min(8, available_cpus())
-
-
-def warn_slow_cpu_fp16(amp: str, device: torch.device) -> None:
-    """fp16 on a CPU works (tests use it) but is slower than float32; say so once."""
-    if amp == "fp16" and torch.device(device).type == "cpu":
-        warnings.warn("amp 'fp16' on a CPU is emulated and slower than float32; it is meant for tests",
-                      stacklevel=2)
-
-
-# --- time before commitment -------------------------------------------------------------
-
-
-def format_duration(seconds: float) -> str:
-    """``42 s``, ``7.5 min``, ``3 h 05 min``: the unit a person would use."""
-    if seconds < 90:
-        return f"{seconds:.1f} s" if seconds < 10 else f"{seconds:.0f} s"
-    if seconds < 5400:
-        return f"{seconds / 60:.1f} min"
-    hours, minutes = divmod(round(seconds / 60), 60)
-    return f"{hours} h {minutes:02d} min"
-
-
-@dataclass(frozen=True)
-class Projection:
-    """Measured seconds per training step, and what they project for an epoch and a run."""
-
-    seconds_per_step: float
-    timed_steps: int
-    steps_per_epoch: int
-    epochs: int  # the epochs still to run
-
-    @property
-    def seconds_per_epoch(self) -> float:
-        return self.seconds_per_step * self.steps_per_epoch
-
-    @property
-    def seconds_total(self) -> float:
-        return self.seconds_per_epoch * self.epochs
-
-    def line(self) -> str:
-        """The line ``seqlite train`` prints before the first epoch."""
-        return (
-            f"time projection: {self.seconds_per_step * 1e3:.1f} ms per training step ({self.timed_steps} warm steps "
-            f"timed) x {self.steps_per_epoch} steps = {format_duration(self.seconds_per_epoch)} per epoch, "
-            f"{format_duration(self.seconds_total)} for {self.epochs} epoch{'s' * (self.epochs != 1)} "
-            "(training steps only; evaluation adds a little)"
-        )
-
-    def as_dict(self) -> dict[str, float]:
-        return {"seconds_per_step": self.seconds_per_step, "timed_steps": self.timed_steps,
-                "steps_per_epoch": self.steps_per_epoch, "epochs": self.epochs,
-                "seconds_per_epoch": self.seconds_per_epoch, "seconds_total": self.seconds_total}
-
-
-def time_steps(
-    step: Callable[[object], object],
-    batches: Iterable,
-    steps: int,
-    warmup: int = 2,
-    sync: bool = False,
-    clock: Callable[[], float] = time.perf_counter,
-) -> tuple[float, int] | None:
-    """Mean seconds of ``step(batch)`` over up to ``steps`` batches after ``warmup`` untimed ones.
-
-    The time includes waiting for each batch (data loading is part of a step's cost).
-    Returns ``(seconds per step, steps timed)``, or ``None`` when ``batches`` ran out before
-    one step could be timed. ``sync``: wait for CUDA before reading the clock.
-    """
-    iterator = iter(batches)
-    for batch in itertools.islice(iterator, warmup):
-        step(batch)
-    if sync:
-        torch.cuda.synchronize()
-    began, timed = clock(), 0
-    for batch in itertools.islice(iterator, steps):
-        step(batch)
-        timed += 1
-    if sync:
-        torch.cuda.synchronize()
-    if timed == 0:
-        return None
-    return (clock() - began) / timed, timed

@@ -21,9 +21,10 @@ class ResidualBlock(nn.Module):
     Layer A reads the activated features. Layer B reads A's output and adds the
     matching ``k``-channel slice of the residual stream to each group's raw conv
     output before its BN, so each group of B already sees the updated stream of the
-    groups before it. Layer B's 3x3 convolutions start at zero (paper 4.2): a new
-    block passes the residual stream through unchanged. ``windowed=False`` makes both
-    layers dense (Table 5, S2).
+    groups before it. Layer B's 3x3 convolutions start at zero (paper 4.2,
+    :meth:`zero_init_last`): initialised by :func:`init_weights` (as every network of
+    seqlite is when it is built), a new block passes the residual stream through
+    unchanged. ``windowed=False`` makes both layers dense (Table 5, S2).
     """
 
     def __init__(
@@ -42,10 +43,9 @@ class ResidualBlock(nn.Module):
         options = dict(window=window, bottleneck=bottleneck, subgroups=subgroups, drop_rate=drop_rate)
         self.layer_a = SeqConv2d(channels, channels, k, **options)
         self.layer_b = SeqConv2d(channels, channels, k, **options)
-        self.reset_parameters()
 
-    def reset_parameters(self) -> None:
-        init_weights(self)
+    def zero_init_last(self) -> None:
+        """Zero layer B's 3x3 convolutions (paper 4.2): the block starts as the identity of its stream."""
         for transform in self.layer_b.transforms:
             nn.init.zeros_(transform.conv3x3.weight)
 
@@ -108,7 +108,6 @@ class DownsamplingBlock(nn.Module):
             out_channels, out_channels, 3, stride=2, padding=1, groups=self.downsize_groups, bias=False
         )
         self.bn = nn.BatchNorm2d(out_channels)
-        init_weights(self)
 
     def forward(self, x: SeqConvOutput | Tensor) -> SeqConvOutput:
         """Takes the previous ``(raw, activated)`` pair (only ``activated`` is read) or a tensor."""
@@ -119,8 +118,15 @@ class DownsamplingBlock(nn.Module):
         return SeqConvOutput(raw, torch.relu(self.bn(raw)))
 
 
-def init_weights(module: nn.Module) -> None:
-    """The paper's initialisation (4.2): He/MSRA (fan-out) convs, Xavier fc, BN (1, 0)."""
+def init_weights(module: nn.Module) -> nn.Module:
+    """The paper's initialisation (4.2) of ``module`` and everything in it; returns ``module``.
+
+    He/MSRA (fan-out) convolutions, Xavier fully connected layers with zero bias, BN weight 1
+    and bias 0; then every residual block's :meth:`~ResidualBlock.zero_init_last` (layer B's
+    3x3 convolutions at zero), as timm's ``ResNet.init_weights`` does. The networks call it
+    once, when they are built; blocks and layers built on their own start with PyTorch's
+    default initialisation until it is called.
+    """
     for m in module.modules():
         if isinstance(m, nn.Conv2d):
             nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
@@ -130,3 +136,7 @@ def init_weights(module: nn.Module) -> None:
         elif isinstance(m, nn.Linear):
             nn.init.xavier_uniform_(m.weight)
             nn.init.zeros_(m.bias)
+    for m in module.modules():
+        if hasattr(m, "zero_init_last"):
+            m.zero_init_last()
+    return module

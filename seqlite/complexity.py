@@ -11,7 +11,6 @@ of the architecture.
 
 from __future__ import annotations
 
-import operator
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 
@@ -19,6 +18,7 @@ import torch
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
+from .checks import positive_int
 from .layers import SeqConv2d, seqconv_param_count, set_fast
 
 __all__ = ["count_flops", "count_flops_by_module", "count_params", "seqconv_param_count"]
@@ -78,13 +78,12 @@ def _input_shape(input_size: Sequence[int]) -> tuple[int, int, int, int]:
     """``(N, C, H, W)`` from ``(C, H, W)`` or ``(N, C, H, W)`` of positive integers (numpy's too)."""
     error = ValueError(f"input_size must be (C, H, W) or (N, C, H, W) of positive ints, got {input_size!r}")
     try:
-        shape = tuple(input_size)
-        sizes = [None if isinstance(s, bool) else operator.index(s) for s in shape]
-    except TypeError:
+        sizes = [positive_int("input_size", s) for s in input_size]
+    except (TypeError, ValueError):
         raise error from None
     if len(sizes) == 3:
         sizes = [1, *sizes]
-    if len(sizes) != 4 or any(s is None or s <= 0 for s in sizes):
+    if len(sizes) != 4:
         raise error
     return tuple(sizes)
 

@@ -7,7 +7,7 @@ of various depths"). A window (Eq. 2) removes the short ones. Two measurements s
 
 * :func:`path_length_counts` counts, for every group, the paths from ``x_0`` by the
   number of transforms ``F`` they go through (a dynamic programme over the group
-  connectivity, :func:`seqlite.viz.group_connectivity`).
+  connectivity, :func:`seqlite.analysis.group_connectivity`).
 * :func:`receptive_fields` runs a real layer and measures each group's *effective*
   receptive field: the gradient of the group's centre output pixel with respect to
   ``x_0`` (Luo et al., 2016), averaged over a few inputs. A path through ``L`` 3x3
@@ -26,8 +26,9 @@ from typing import TYPE_CHECKING
 import torch
 from torch import Tensor, nn
 
+from .analysis import group_connectivity
+from .checks import positive_int
 from .layers import SeqConv2d
-from .viz import group_connectivity
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
@@ -51,7 +52,7 @@ def path_length_counts(in_channels: int, out_channels: int, k: int, window: int 
     Entry ``[i - 1, L]`` is the number of distinct paths from the layer input ``x_0`` to
     group ``i``'s output ``x_i`` that apply exactly ``L`` transforms. A path enters a
     group ``j`` whenever the next group reads at least one channel of ``x_j``
-    (:func:`seqlite.viz.group_connectivity`), so
+    (:func:`seqlite.analysis.group_connectivity`), so
 
         ``paths[i][L] = sum over the groups j that F_i reads of paths[j][L - 1]``,
 
@@ -204,8 +205,7 @@ def receptive_fields(
     g = len(layer.transforms)
     weight = next(layer.parameters())
     if inputs is None:
-        if isinstance(samples, bool) or not isinstance(samples, int) or samples <= 0:
-            raise ValueError(f"samples must be a positive integer, got {samples!r}")
+        samples = positive_int("samples", samples)
         size = 2 * g + 3 if size is None else size
         if isinstance(size, bool) or not isinstance(size, int) or size <= 0 or size % 2 == 0:
             raise ValueError(f"size must be a positive odd integer, got {size!r}")

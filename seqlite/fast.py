@@ -25,19 +25,21 @@ a layer runs while its ``fast`` attribute is true (the default):
   the same order, as the per-group loop makes) and folded into per-sample weights.
 
 The order is fixed by the layer's shape: :func:`make_plan` computes it once per layer
-(a :class:`Plan`) and :func:`seqconv_forward` follows it on every call.
+(a :class:`Plan`) and :func:`seqconv_forward` follows it on every call. The kernel takes what
+it computes with (the shape, the group transforms, the dropout), not the layer, so this module
+needs nothing of :mod:`seqlite.layers` and the layer imports it, not the other way round.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, NamedTuple
+from collections.abc import Callable, Sequence
+from typing import NamedTuple
 
 import torch
 import torch.nn.functional as F
-from torch import Tensor
+from torch import Tensor, nn
 
-if TYPE_CHECKING:
-    from .layers import SeqConv2d, SeqConvSpec
+from .spec import SeqConvSpec
 
 __all__ = ["Plan", "channel_slice", "dropout_masks", "make_plan", "seqconv_forward"]
 
@@ -133,23 +135,29 @@ def channel_slice(features: list[Tensor], start: int, stop: int) -> Tensor:
 
 
 def seqconv_forward(
-    layer: SeqConv2d,
+    spec: SeqConvSpec,
+    transforms: Sequence[nn.Module],
     x: Tensor,
     shortcut: Tensor | None = None,
-    keep_raw: bool = True,
+    *,
     plan: Plan | None = None,
+    dropout: Callable[[Tensor], Tensor] | None = None,
+    keep_raw: bool = True,
 ) -> tuple[Tensor | None, Tensor]:
-    """``(raw, activated)`` of ``layer`` on ``x``: the numbers of its per-group loop, fast.
+    """``(raw, activated)`` of the layer of shape ``spec`` with group ``transforms`` on ``x``, fast.
 
-    ``keep_raw=False`` skips concatenating the raw outputs (``raw`` is then ``None``).
-    ``plan`` defaults to the layer's own (:func:`make_plan` of its spec, computed once
-    when the layer was built). Inputs are not checked here: the layer does that.
+    The numbers of :meth:`seqlite.SeqConv2d.forward_residual`'s per-group loop. ``transforms``
+    are the layer's group transforms (of each, ``first_conv``, ``bn`` and, for "B", ``reduce_bn``
+    and ``conv3x3`` are used); ``dropout`` is the ``Dropout2d`` each group applies to its view, or
+    ``None`` when nothing is dropped (evaluation, or no dropout). ``keep_raw=False`` skips
+    concatenating the raw outputs (``raw`` is then ``None``). ``plan`` defaults to
+    :func:`make_plan` of ``spec`` (a layer passes the one it computed when it was built).
+    Inputs are not checked here: the layer does that.
     """
-    plan = layer._fast_plan if plan is None else plan
-    spec = layer.spec
-    k, bottleneck, views, transforms = spec.k, spec.bottleneck, spec.views, layer.transforms
-    masks = dropout_masks(layer, x) if layer.training and layer.drop_rate > 0 else None
-    weights = iter(_push_weights(layer, plan))
+    plan = make_plan(spec) if plan is None else plan
+    k, bottleneck, views = spec.k, spec.bottleneck, spec.views
+    masks = dropout_masks(spec, dropout, x) if dropout is not None else None
+    weights = iter(_push_weights(spec, [t.first_conv.weight for t in transforms], plan))
     # terms[b]: block b's pre-activation so far (first-conv output without the block's
     # own groups), and whether it is a fresh sum (not a view of a wider contribution).
     # Contributions are added block by block as they come: the adds are block-sized,
@@ -216,17 +224,15 @@ def _scatter(plan: Plan, k: int, terms: list[tuple[Tensor, bool] | None], part: 
         terms[b] = (piece, False) if term is None else (term[0] + piece, True)
 
 
-def _push_weights(layer: SeqConv2d, plan: Plan) -> list[Tensor]:
-    """The weight of every push of the plan, in order, cut from all groups' first-conv weights.
+def _push_weights(spec: SeqConvSpec, weights: list[Tensor], plan: Plan) -> list[Tensor]:
+    """The weight of every push of the plan, in order, cut from all groups' first-conv ``weights``.
 
     The weights are stacked as one ``(out, in + out - k, kh, kw)`` matrix (zeros
     outside the views) and cut with ``split``, whose backward is one concatenation
     (slicing would fill a zero gradient of the whole matrix per push).
     """
-    spec = layer.spec
     k, views = spec.k, spec.views
     width = spec.in_channels + spec.out_channels - k
-    weights = [t.first_conv.weight for t in layer.transforms]
     if plan.uniform_views and len(weights) > 1:
         # Every view is w wide and starts k channels after the previous one: stack the
         # weights and skew them with one padding (row i shifted by i*k), not g paddings.
@@ -251,19 +257,18 @@ def _push_weights(layer: SeqConv2d, plan: Plan) -> list[Tensor]:
     return weights
 
 
-def dropout_masks(layer: SeqConv2d, x: Tensor) -> Tensor:
+def dropout_masks(spec: SeqConvSpec, dropout: Callable[[Tensor], Tensor], x: Tensor) -> Tensor:
     """``Dropout2d`` masks of every group's view, ``(N, g, in + out - k)``, zero outside the views.
 
-    Each group's mask is the layer's :attr:`dropout` applied to ones of shape
+    Each group's mask is ``dropout`` (the layer's ``Dropout2d``) applied to ones of shape
     ``(N, view, 1, 1)``: ``Dropout2d`` draws one number per (sample, channel), so this
     draws the same random numbers, in the same order, as the per-group loop applying it
     to each view.
     """
-    spec = layer.spec
     width = spec.in_channels + spec.out_channels - spec.k
     rows = []
     for start, stop in spec.views:
-        noise = layer.dropout(x.new_ones(x.shape[0], stop - start, 1, 1))
+        noise = dropout(x.new_ones(x.shape[0], stop - start, 1, 1))
         rows.append(F.pad(noise.view(x.shape[0], stop - start), (start, width - stop)))
     return torch.stack(rows, 1)
 

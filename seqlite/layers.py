@@ -11,8 +11,8 @@ lets group ``i`` see only the most recent ``w`` channels of that concatenation;
 Eq. 3-5 write the same thing as a 0/1 mask ``omega_i`` multiplied (Hadamard product)
 into the dense input.
 
-* :class:`SeqConvSpec`: the six numbers that define a layer, validated once, with its
-  views, masks (Eq. 4) and closed-form parameter count.
+* :class:`SeqConvSpec` (from :mod:`seqlite.spec`): the six numbers that define a layer,
+  validated once, with its views, masks (Eq. 4) and closed-form parameter count.
 * :class:`SeqConv2d`: the layer; :meth:`SeqConv2d.forward_residual` is Eq. 1-2 and
   Fig. 2 written as a per-group loop. Its ``fast`` switch (on by default, see
   :func:`set_fast`) runs :mod:`seqlite.fast` instead: the same sums in a faster order.
@@ -23,17 +23,15 @@ into the dense input.
 from __future__ import annotations
 
 import dataclasses
-import numbers
-import operator
-from dataclasses import dataclass
-from functools import cached_property
 from typing import NamedTuple
 
 import torch
 from torch import Tensor, nn
 
 from . import fast as _fast
+from .checks import boolean, probability
 from .fast import channel_slice
+from .spec import SeqConvSpec, group_views, seqconv_param_count, window_mask
 
 __all__ = [
     "GroupTransform",
@@ -46,138 +44,6 @@ __all__ = [
     "set_fast",
     "window_mask",
 ]
-
-
-def _positive_int(name: str, value: object) -> int:
-    """``value`` as an ``int`` if it is a positive integer (anything ``operator.index`` takes, not bool)."""
-    try:
-        number = None if isinstance(value, bool) else operator.index(value)
-    except TypeError:
-        number = None
-    if number is None or number <= 0:
-        raise ValueError(f"{name} must be a positive integer, got {value!r}")
-    return number
-
-
-@dataclass(frozen=True)
-class SeqConvSpec:
-    """The shape of one SeqConv layer: the six numbers that define it (paper 3.1-3.2).
-
-    Args:
-        in_channels: channels of the input ``x_0``.
-        out_channels: channels of the output ``[x_1, ..., x_g]``; a multiple of ``k``.
-        k: channels each group produces (the growth rate); ``g = out_channels / k``.
-        window: ``None`` for dense aggregation (Eq. 1); ``w`` to let every group see only
-            the most recent ``w`` channels of ``[x_0, ..., x_{i-1}]`` (Eq. 2). The paper's
-            WSeqConv is ``window=in_channels``.
-        bottleneck: the bottleneck transform (SeqConv-B) instead of Conv3x3-BN-ReLU.
-        subgroups: cardinality ``c`` of the bottleneck's 3x3 conv (SeqResNeXt).
-
-    Validated once, when made: a ``ValueError`` names the parameter and the rule it
-    breaks. Integers may be any integer type (``numpy.int64`` included) and are stored
-    as ``int``; ``bottleneck`` must be ``True`` or ``False``.
-    """
-
-    in_channels: int
-    out_channels: int
-    k: int
-    window: int | None = None
-    bottleneck: bool = False
-    subgroups: int = 1
-
-    def __post_init__(self) -> None:
-        for name in ("in_channels", "out_channels", "k", "subgroups"):
-            object.__setattr__(self, name, _positive_int(name, getattr(self, name)))
-        if self.window is not None:
-            object.__setattr__(self, "window", _positive_int("window", self.window))
-        if not isinstance(self.bottleneck, bool):  # "no" is truthy: refuse rather than guess
-            raise ValueError(f"bottleneck must be True or False, got {self.bottleneck!r}")
-        if self.out_channels % self.k:
-            raise ValueError(
-                f"out_channels must be divisible by k (g = out_channels / k groups); "
-                f"got out_channels={self.out_channels}, k={self.k}"
-            )
-        if self.k % self.subgroups:
-            raise ValueError(
-                f"subgroups must divide k (each group's 3x3 conv is split into "
-                f"`subgroups` parts); got k={self.k}, subgroups={self.subgroups}"
-            )
-        if self.subgroups > 1 and not self.bottleneck:
-            raise ValueError(
-                "subgroups > 1 needs bottleneck=True: the paper's cardinality splits the "
-                f"3x3 conv of the bottleneck transform; got subgroups={self.subgroups}"
-            )
-
-    @property
-    def groups(self) -> int:
-        """``g = out_channels / k``, the number of groups (transforms ``F_i``)."""
-        return self.out_channels // self.k
-
-    @cached_property
-    def views(self) -> tuple[tuple[int, int], ...]:
-        """Channel range ``(start, stop)`` of ``[x_0, x_1, ..., x_{g-1}]`` each group sees.
-
-        Group ``i`` (1-based in the paper, index ``i - 1`` here) sees channels
-        ``[in + (i-1)k - w, in + (i-1)k)`` of the concatenation (Eq. 2), clipped at 0:
-        a group with fewer than ``w`` channels before it sees all of them, which is
-        dense aggregation (Eq. 1). ``window=None`` is dense.
-        """
-        views = []
-        for i in range(self.groups):
-            stop = self.in_channels + i * self.k
-            start = 0 if self.window is None else max(0, stop - self.window)
-            views.append((start, stop))
-        return tuple(views)
-
-    def mask(self) -> Tensor:
-        """The masks ``omega_i`` of Eq. 4 stacked as a ``(g, in + out - k)`` 0/1 matrix.
-
-        Row ``i`` is the mask over the dense input ``[x_0, x_1, ..., x_{g-1}]`` of group
-        ``i + 1``: 1 on the channels inside its window, 0 elsewhere, including channels
-        that do not exist yet for that group (they are later groups' outputs).
-        """
-        mask = torch.zeros(self.groups, self.in_channels + self.out_channels - self.k)
-        for i, (start, stop) in enumerate(self.views):
-            mask[i, start:stop] = 1.0
-        return mask
-
-    def param_count(self) -> int:
-        """Closed-form number of parameters of the layer (BN affine included).
-
-        Basic group ``i`` with a view of ``v_i`` channels: ``9 v_i k`` conv weights and
-        ``2k`` BN parameters. Bottleneck: ``v_i k`` (1x1) ``+ 9 k^2 / c`` (3x3 with ``c``
-        subgroups) ``+ 4k``. Dense views grow by ``k`` per group, so the total grows
-        quadratically with the width; a window keeps it linear (paper 3.1).
-        """
-        views = sum(stop - start for start, stop in self.views)
-        k, g = self.k, self.groups
-        if self.bottleneck:
-            return views * k + g * (9 * k * k // self.subgroups + 4 * k)
-        return 9 * views * k + g * 2 * k
-
-
-def group_views(
-    in_channels: int, out_channels: int, k: int, window: int | None = None
-) -> list[tuple[int, int]]:
-    """:attr:`SeqConvSpec.views` of ``SeqConvSpec(in_channels, out_channels, k, window)``, as a list."""
-    return list(SeqConvSpec(in_channels, out_channels, k, window).views)
-
-
-def window_mask(in_channels: int, out_channels: int, k: int, window: int | None = None) -> Tensor:
-    """:meth:`SeqConvSpec.mask` (Eq. 4) of ``SeqConvSpec(in_channels, out_channels, k, window)``."""
-    return SeqConvSpec(in_channels, out_channels, k, window).mask()
-
-
-def seqconv_param_count(
-    in_channels: int,
-    out_channels: int,
-    k: int,
-    window: int | None = None,
-    bottleneck: bool = False,
-    subgroups: int = 1,
-) -> int:
-    """:meth:`SeqConvSpec.param_count`: parameters of one :class:`SeqConv2d`, closed form."""
-    return SeqConvSpec(in_channels, out_channels, k, window, bottleneck, subgroups).param_count()
 
 
 class SeqConvOutput(NamedTuple):
@@ -259,9 +125,7 @@ class SeqConv2d(nn.Module):
     ):
         super().__init__()
         self.spec = SeqConvSpec(in_channels, out_channels, k, window, bottleneck, subgroups)
-        if isinstance(drop_rate, bool) or not isinstance(drop_rate, numbers.Real) or not 0.0 <= drop_rate < 1.0:
-            raise ValueError(f"drop_rate must be in [0, 1), got {drop_rate!r}")
-        self.drop_rate = float(drop_rate)
+        self.drop_rate = probability("drop_rate", drop_rate)
         self.transforms = nn.ModuleList(
             GroupTransform(stop - start, self.k, bottleneck, self.subgroups) for start, stop in self.views
         )
@@ -297,7 +161,7 @@ class SeqConv2d(nn.Module):
         """
         self._check_input(x, shortcut)
         if self.fast:
-            return SeqConvOutput(*_fast.seqconv_forward(self, x, shortcut))
+            return SeqConvOutput(*self._fast_forward(x, shortcut, keep_raw=True))
         # As written: one group at a time.
         features = [x]  # [x_0, x_1, ..., x_{i-1}]
         raws = []
@@ -314,8 +178,13 @@ class SeqConv2d(nn.Module):
         """The activated output ``[x_1, ..., x_g]`` of :meth:`forward_residual`."""
         if self.fast:  # only the activated output: skip concatenating the raw one
             self._check_input(x, None)
-            return _fast.seqconv_forward(self, x, keep_raw=False)[1]
+            return self._fast_forward(x, None, keep_raw=False)[1]
         return self.forward_residual(x).activated
+
+    def _fast_forward(self, x: Tensor, shortcut: Tensor | None, keep_raw: bool) -> tuple[Tensor | None, Tensor]:
+        dropout = self.dropout if self.training and self.drop_rate > 0 else None
+        return _fast.seqconv_forward(self.spec, self.transforms, x, shortcut, plan=self._fast_plan, dropout=dropout,
+                                     keep_raw=keep_raw)
 
     # The shape, read from the spec (a layer's shape never changes: its weights and plan depend on it).
 
@@ -385,8 +254,7 @@ def set_fast(model: nn.Module, enabled: bool) -> nn.Module:
     ``set_fast(model, False)`` runs every layer group by group, as Eq. 1-2 write it
     (slower; the reference the fast path is tested against).
     """
-    if not isinstance(enabled, bool):
-        raise ValueError(f"enabled must be True or False, got {enabled!r}")
+    boolean("enabled", enabled)
     for m in model.modules():
         if isinstance(m, SeqConv2d):
             m.fast = enabled

@@ -20,7 +20,6 @@ finds a row by those names, and :func:`compare_run` puts a training run's ``metr
 
 from __future__ import annotations
 
-import json
 import math
 import os
 import re
@@ -29,7 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .metrics import read_metrics
+from .train.run_folder import RunFolder, read_metrics
 
 __all__ = [
     "DATASETS",
@@ -358,10 +357,10 @@ def compare_run(
     """Put a run's final and best test error beside the paper's row for its model and dataset.
 
     ``run`` is a run folder (holding ``metrics.csv``) or the ``metrics.csv`` itself. The
-    model, its ``model_args`` and the dataset are read from the ``config.json`` beside it
-    when there is one; arguments given here win. ``dataset`` names the paper's column
-    (``cifar10``, ``cifar100``, ``imagenet``): give it to set a run on another dataset (e.g.
-    the digits of quick mode) beside that column anyway; the comparison then says the two
+    model, its ``model_args`` and the dataset are read from the run's settings beside it
+    (``config.json``, else its checkpoints) when there are any; arguments given here win.
+    ``dataset`` names the paper's column (``cifar10``, ``cifar100``, ``imagenet``): give it to set
+    a run on another dataset (e.g. the digits of quick mode) beside that column anyway; the comparison then says the two
     are not comparable. ``row`` picks the paper's row directly instead of :func:`lookup`.
     ``run_dataset`` says what the run trained on when no ``config.json`` says it.
 
@@ -369,13 +368,10 @@ def compare_run(
     is chosen on the test set itself, so it flatters the run.
     """
     path = Path(run)
-    metrics_path = path / "metrics.csv" if path.is_dir() else path
+    metrics_path = RunFolder(path).metrics if path.is_dir() else path
     if not metrics_path.is_file():
         raise ValueError(f"run must be a run folder with a metrics.csv or a metrics.csv file; got {str(run)!r}")
-    config: dict[str, Any] = {}
-    config_path = metrics_path.with_name("config.json")
-    if config_path.is_file():
-        config = json.loads(config_path.read_text(encoding="utf-8"))
+    config = RunFolder(metrics_path.parent).read_config() or {}
     run_dataset = run_dataset if run_dataset is not None else config.get("dataset")
     model = model if model is not None else config.get("model")
     model_args = model_args if model_args is not None else config.get("model_args") or {}

@@ -26,7 +26,7 @@ from torch import nn
 
 from .checkpoint import load_checkpoint
 
-__all__ = ["create_model", "is_model", "list_models", "register_model"]
+__all__ = ["create_model", "is_model", "list_models", "register_model", "unregister_model"]
 
 Builder = TypeVar("Builder", bound=Callable[..., nn.Module])
 
@@ -56,6 +56,13 @@ def register_model(fn: Builder | None = None, *, name: str | None = None) -> Bui
         raise ValueError(f"model name {key!r} is already registered (by {_origin(old)})")
     _MODELS[key] = fn
     return fn
+
+
+def unregister_model(name: str) -> Callable[..., nn.Module]:
+    """Remove ``name`` from the registry (a builder registered for an experiment); returns its builder."""
+    if name not in _MODELS:
+        raise ValueError(f"unknown model {name!r}; known models: {', '.join(list_models())}")
+    return _MODELS.pop(name)
 
 
 def _origin(fn: Callable) -> str:

@@ -10,19 +10,18 @@ and 3 is a builder of its own registered with :func:`~seqlite.registry.register_
 
 from __future__ import annotations
 
-import operator
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager, nullcontext
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import torch
 from torch import Tensor, nn
-from torch.utils.checkpoint import checkpoint
 
-from ._compat import COMPILED_CHECKPOINT_KEEPS_BATCHNORM
 from .blocks import DownsamplingBlock, ResidualBlock, init_weights
+from .checks import boolean, non_negative_int, positive_int, probability
+from .data.constants import CIFAR_MEAN, CIFAR_STD, IMAGENET_MEAN, IMAGENET_STD
 from .layers import SeqConv2d, SeqConvOutput
+from .recompute import recomputed
 from .registry import register_model
 
 __all__ = [
@@ -43,12 +42,6 @@ __all__ = [
     "seqresnet_k8_r4_n1",
     "seqresnext24",
 ]
-
-CIFAR_MEAN = (0.4914, 0.4822, 0.4465)
-CIFAR_STD = (0.2470, 0.2435, 0.2616)
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
-
 
 @dataclass(frozen=True)
 class SeqResNetConfig:
@@ -84,13 +77,9 @@ class SeqResNetConfig:
                     f"{name} must have one entry per stage ({stages} stages), got {value!r}"
                 )
         for name in ("num_classes", "in_chans"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-                raise ValueError(f"{name} must be a positive integer, got {value!r}")
-        if any(isinstance(b, bool) or not isinstance(b, int) or b < 0 for b in self.blocks):
-            raise ValueError(f"blocks (n) must be non-negative integers, got {self.blocks!r}")
-        if not 0.0 <= self.drop_rate < 1.0:
-            raise ValueError(f"drop_rate must be in [0, 1), got {self.drop_rate!r}")
+            object.__setattr__(self, name, positive_int(name, getattr(self, name)))
+        object.__setattr__(self, "blocks", tuple(non_negative_int("blocks (n)", b) for b in self.blocks))
+        object.__setattr__(self, "drop_rate", probability("drop_rate", self.drop_rate))
 
 
 def data_config(
@@ -234,15 +223,7 @@ class SeqResNet(nn.Module):
         self.head_conv = nn.Conv2d(widths[-1], widths[-1], 1, bias=False)
         self.head_bn = nn.BatchNorm2d(widths[-1])
         self.fc = nn.Linear(widths[-1], cfg.num_classes)
-
-        init_weights(self.stem)
-        init_weights(self.seqconv1)
-        init_weights(self.head_conv)
-        init_weights(self.head_bn)
-        init_weights(self.fc)
-        for m in self.modules():
-            if isinstance(m, ResidualBlock):
-                m.reset_parameters()
+        init_weights(self)  # once, for the whole network (paper 4.2); layer B of each block at zero
 
     @property
     def default_cfg(self) -> dict[str, Any]:
@@ -251,9 +232,7 @@ class SeqResNet(nn.Module):
 
     def set_grad_checkpointing(self, enable: bool = True) -> None:
         """Recompute activations in backward instead of keeping them (see the class docstring)."""
-        if not isinstance(enable, bool):
-            raise ValueError(f"enable must be True or False, got {enable!r}")
-        self.grad_checkpointing = enable
+        self.grad_checkpointing = boolean("enable", enable)
         for stage in self.stages:
             stage.grad_checkpointing = enable
 
@@ -264,9 +243,7 @@ class SeqResNet(nn.Module):
 
     @memory_efficient.setter
     def memory_efficient(self, value: bool) -> None:
-        if not isinstance(value, bool):
-            raise ValueError(f"memory_efficient must be True or False, got {value!r}")
-        self.set_grad_checkpointing(value)
+        self.set_grad_checkpointing(boolean("memory_efficient", value))
 
     def get_classifier(self) -> nn.Module:
         """The final fully connected layer."""
@@ -278,8 +255,7 @@ class SeqResNet(nn.Module):
         With ``num_classes=0`` the model returns the pooled ``num_features`` features
         (the pre-logits), as timm models do.
         """
-        if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 0:
-            raise ValueError(f"num_classes must be a non-negative integer, got {num_classes!r}")
+        num_classes = non_negative_int("num_classes", num_classes)
         self.num_classes = num_classes
         self.pretrained_cfg["num_classes"] = num_classes
         if num_classes == 0:
@@ -298,7 +274,7 @@ class SeqResNet(nn.Module):
             )
         recompute = self.grad_checkpointing and torch.is_grad_enabled()
         if recompute:
-            features = _recomputed(self._stem_and_seqconv1, x, (self.stem, self.seqconv1))
+            features = recomputed(self._stem_and_seqconv1, x, (self.stem, self.seqconv1))
         else:
             features = self._stem_and_seqconv1(x)
         if self.stem_downsize is not None:
@@ -328,52 +304,7 @@ def _run_block(block: nn.Module, features: SeqConvOutput, recompute: bool) -> Se
     """
     if not recompute:
         return block(features)
-    return _recomputed(block, features.activated if isinstance(block, DownsamplingBlock) else features)
-
-
-def _recomputed(fn: Callable, features: Tensor | SeqConvOutput, modules: tuple[nn.Module, ...] | None = None):
-    """``fn(features)`` under ``torch.utils.checkpoint``: only ``features`` is kept, the rest recomputed.
-
-    ``modules``: those ``fn`` runs (default: ``fn`` itself), whose BatchNorm statistics
-    the recomputation must leave as the forward pass left them.
-
-    Under ``torch.compile`` the checkpoint becomes a region of the traced graph: there,
-    BatchNorm's buffer updates are outputs of the forward graph, applied once, and the
-    backward graph recomputes only what the gradients need, so the eager-mode guard
-    (a ``context_fn``, which Dynamo cannot trace) is neither needed nor given.
-    """
-    if torch.compiler.is_compiling():
-        if not COMPILED_CHECKPOINT_KEEPS_BATCHNORM:  # older torch: see seqlite._compat
-            return fn(features)
-        return checkpoint(fn, features, use_reentrant=False)
-    modules = (fn,) if modules is None else modules
-    return checkpoint(
-        fn,
-        features,
-        use_reentrant=False,
-        preserve_rng_state=True,
-        context_fn=lambda: (nullcontext(), _batchnorm_statistics_kept(modules)),
-    )
-
-
-@contextmanager
-def _batchnorm_statistics_kept(modules: tuple[nn.Module, ...]) -> Iterator[None]:
-    """Undo what a recomputation does to BatchNorm running statistics (forward already updated them)."""
-    norms = [
-        m
-        for module in modules
-        for m in module.modules()
-        if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.track_running_stats
-    ]
-    kept = [[b.clone() for b in (m.running_mean, m.running_var, m.num_batches_tracked)] for m in norms]
-    try:
-        yield
-    finally:
-        with torch.no_grad():
-            for m, (mean, var, count) in zip(norms, kept):
-                m.running_mean.copy_(mean)
-                m.running_var.copy_(var)
-                m.num_batches_tracked.copy_(count)
+    return recomputed(block, features.activated if isinstance(block, DownsamplingBlock) else features)
 
 
 def _per_stage(name: str, value: int | Sequence[int], stages: int) -> tuple[int, ...]:
@@ -399,20 +330,9 @@ def _cifar_network(
     memory_efficient: bool = False,
 ) -> SeqResNet:
     """The CIFAR template of Table 1, with ``architecture`` as the name it reports."""
-    def positive(name: str, value: object) -> int:
-        # Anything operator.index accepts (numpy integers too), but not bools.
-        try:
-            number = None if isinstance(value, bool) else operator.index(value)
-        except TypeError:
-            number = None
-        if number is None or number <= 0:
-            raise ValueError(f"{name} must be a positive integer, got {value!r}")
-        return number
-
-    k, r = positive("k", k), positive("r", r)
+    k, r = positive_int("k", k), positive_int("r", r)
     for name, value in (("bottleneck", bottleneck), ("windowed", windowed), ("memory_efficient", memory_efficient)):
-        if not isinstance(value, bool):  # a string such as "false" would silently count as True
-            raise ValueError(f"{name} must be True or False, got {value!r}")
+        boolean(name, value)
     blocks = _per_stage("n", n, 3)
     cfg = SeqResNetConfig(
         stem=((16, 1),),
@@ -516,8 +436,7 @@ def seqresnet_imagenet(
     ``memory_efficient=True`` turns on gradient checkpointing (see :class:`SeqResNet`):
     otherwise B22 keeps about 3 GiB of activations per 32 images at 224x224 (0.5 GiB with it).
     """
-    if not isinstance(memory_efficient, bool):
-        raise ValueError(f"memory_efficient must be True or False, got {memory_efficient!r}")
+    boolean("memory_efficient", memory_efficient)
     cfg = SeqResNetConfig(
         stem=((32, 2), (32, 1)),
         widths=tuple(widths),

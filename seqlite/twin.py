@@ -33,14 +33,11 @@ import torch
 from torch import Tensor, nn
 
 from .blocks import ResidualBlock
+from .checks import positive_int, probability
 from .layers import HadamardSeqConv2d, SeqConv2d, SeqConvOutput
+from .spec import plain_conv_param_count
 
 __all__ = ["PlainConv2d", "plain_conv_param_count", "plain_twin"]
-
-
-def plain_conv_param_count(in_channels: int, out_channels: int) -> int:
-    """Parameters of one :class:`PlainConv2d`: ``9 in out`` weights and ``2 out`` BN affine."""
-    return 9 * in_channels * out_channels + 2 * out_channels
 
 
 class PlainConv2d(nn.Module):
@@ -56,11 +53,8 @@ class PlainConv2d(nn.Module):
 
     def __init__(self, in_channels: int, out_channels: int, *, drop_rate: float = 0.0):
         super().__init__()
-        for name, value in (("in_channels", in_channels), ("out_channels", out_channels)):
-            if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-                raise ValueError(f"{name} must be a positive integer, got {value!r}")
-        if not 0.0 <= drop_rate < 1.0:
-            raise ValueError(f"drop_rate must be in [0, 1), got {drop_rate!r}")
+        in_channels, out_channels = positive_int("in_channels", in_channels), positive_int("out_channels", out_channels)
+        drop_rate = probability("drop_rate", drop_rate)
         self.in_channels = in_channels
         self.out_channels = out_channels
         self.drop_rate = drop_rate

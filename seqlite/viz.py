@@ -6,9 +6,9 @@ no ``ax`` is given the function makes its own figure and detaches it from pyplot
 once (``plt.close``): nothing piles up in pyplot's figure list, a notebook shows the
 returned figure exactly once, and :func:`figure_to_png` can still render it.
 
-The numbers behind the figures (:func:`weight_usage`, :func:`group_connectivity`,
-:func:`param_growth`, :func:`layer_costs`) are plain functions so they can be tested
-and printed without drawing.
+This module only draws. The numbers behind the figures (``weight_usage``,
+``group_connectivity``, ``param_growth``, ``layer_costs``...) are :mod:`seqlite.analysis`;
+a run's ``metrics.csv`` is read by :func:`seqlite.train.run_folder.read_metrics`.
 """
 
 from __future__ import annotations
@@ -20,10 +20,15 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import torch
-from torch import Tensor, nn
 
-from .layers import SeqConv2d, SeqConvSpec, seqconv_param_count, window_mask
-from .metrics import read_metrics  # reads the metrics.csv that `seqlite train` writes
+from .analysis import param_growth, source_groups, weight_usage
+from .layers import SeqConv2d
+from .spec import SeqConvSpec, window_mask
+from .train.run_folder import read_metrics
+
+# Names that lived here before seqlite.analysis had them; still importable from here.
+from .analysis import group_connectivity, layer_costs, seqconv_layers  # noqa: F401, E402  isort: skip
+from .spec import plain_conv_param_count  # noqa: F401, E402  isort: skip
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
@@ -31,10 +36,6 @@ if TYPE_CHECKING:
 
 __all__ = [
     "figure_to_png",
-    "group_connectivity",
-    "layer_costs",
-    "param_growth",
-    "plain_conv_param_count",
     "plot_cost_comparison",
     "plot_exploded_view",
     "plot_param_growth",
@@ -43,10 +44,6 @@ __all__ = [
     "plot_training_curves",
     "plot_weight_heatmap",
     "plot_window_mask",
-    "read_metrics",
-    "seqconv_layers",
-    "source_groups",
-    "weight_usage",
 ]
 
 
@@ -83,28 +80,6 @@ def figure_to_png(fig: Figure, dpi: int = 80) -> bytes:
     return buffer.getvalue()
 
 
-def _layer_config(layer_or_config: SeqConv2d | SeqConvSpec | Mapping[str, Any]) -> SeqConvSpec:
-    """The :class:`~seqlite.layers.SeqConvSpec` of a layer, a spec, or a mapping of its arguments."""
-    if isinstance(layer_or_config, SeqConv2d):
-        return layer_or_config.spec
-    if isinstance(layer_or_config, SeqConvSpec):
-        return layer_or_config
-    if isinstance(layer_or_config, Mapping):
-        allowed = {"in_channels", "out_channels", "k", "window", "bottleneck", "subgroups"}
-        unknown = set(layer_or_config) - allowed
-        missing = {"in_channels", "out_channels", "k"} - set(layer_or_config)
-        if unknown or missing:
-            raise ValueError(
-                f"layer_or_config must be a SeqConv2d or a mapping with keys in_channels, out_channels, k "
-                f"and optionally window, bottleneck, subgroups; missing {sorted(missing)}, unknown {sorted(unknown)}"
-            )
-        return SeqConvSpec(**layer_or_config)
-    raise ValueError(
-        "layer_or_config must be a SeqConv2d, a SeqConvSpec or a mapping of its arguments, "
-        f"got {type(layer_or_config).__name__}"
-    )
-
-
 # --------------------------------------------------------------------------- masks and views
 
 
@@ -113,7 +88,7 @@ def plot_window_mask(
 ) -> Figure:
     """The masks ``omega_i`` of Eq. 4 as a matrix: one row per group, one column per channel.
 
-    The image is exactly :func:`seqlite.layers.window_mask` (1 = the channel is in
+    The image is exactly :func:`seqlite.spec.window_mask` (1 = the channel is in
     group ``i``'s window). Dotted lines separate ``x_0, x_1, ...``; the staircase
     marks where the channels group ``i`` could see at all end (later groups' outputs
     do not exist yet when group ``i`` runs).
@@ -139,24 +114,6 @@ def plot_window_mask(
     where = "dense (Eq. 1)" if window is None else f"window = {window} channels (Eq. 2)"
     ax.set_title(f"Masks $\\omega_i$ (Eq. 4): in={in_channels}, k={k}, g={g}, {where}", fontsize=10)
     return fig
-
-
-def group_connectivity(in_channels: int, out_channels: int, k: int, window: int | None = None) -> Tensor:
-    """Which feature group each group reads: a ``(g, g)`` 0/1 matrix.
-
-    Entry ``[i - 1, j]`` is 1 when group ``i`` (1-based, as in Eq. 1) reads at least
-    one channel of ``x_j`` (``j = 0`` is the whole layer input). Dense layers give a
-    full lower triangle; a window keeps a band next to the diagonal (Eq. 2).
-    """
-    spec = SeqConvSpec(in_channels, out_channels, k, window)
-    g = spec.groups
-    starts = [0, *(in_channels + j * k for j in range(g))]  # x_0 then x_1 .. x_g
-    conn = torch.zeros(g, g)
-    for i, (start, stop) in enumerate(spec.views):
-        for j in range(i + 1):
-            if max(start, starts[j]) < min(stop, starts[j + 1]):
-                conn[i, j] = 1.0
-    return conn
 
 
 def _group_arrow(ax: Axes, source: int, target: int, box_w: float, box_h: float, rad: float, **style: Any) -> None:
@@ -203,7 +160,7 @@ def plot_exploded_view(
     """
     from matplotlib.patches import FancyBboxPatch
 
-    spec = _layer_config(layer_or_config)
+    spec = SeqConvSpec.of(layer_or_config)
     in_channels, out_channels, k, window = spec.in_channels, spec.out_channels, spec.k, spec.window
     g = spec.groups
     views = spec.views
@@ -340,34 +297,6 @@ def plot_residual_block(channels: int = 24, k: int = 8, ax: Axes | None = None) 
 # --------------------------------------------------------------------------- parameter counts
 
 
-def plain_conv_param_count(in_channels: int, out_channels: int, kernel_size: int = 3) -> int:
-    """Parameters of a plain ``Conv(kxk, no bias) -> BN`` from ``in`` to ``out`` channels.
-
-    The wide layer a SeqConv replaces (Fig. 1 left), counted like
-    :func:`~seqlite.layers.seqconv_param_count` (BN affine included).
-    """
-    SeqConvSpec(in_channels, out_channels, 1)  # the same checks of the two widths
-    return kernel_size * kernel_size * in_channels * out_channels + 2 * out_channels
-
-
-def param_growth(
-    in_channels: int, k: int, window: int | None, widths: Sequence[int], bottleneck: bool = False
-) -> dict[str, list[int]]:
-    """Parameter counts at each output width: ``dense``, ``windowed`` SeqConv and ``plain`` conv.
-
-    Closed form (:func:`~seqlite.layers.seqconv_param_count`): the dense layer grows
-    quadratically with the width (paper 3.1, "windowed layers"), the windowed one and
-    the plain conv linearly. ``window=None`` uses the paper's WSeqConv window,
-    ``in_channels``.
-    """
-    window = in_channels if window is None else window
-    return {
-        "dense": [seqconv_param_count(in_channels, w, k, None, bottleneck) for w in widths],
-        "windowed": [seqconv_param_count(in_channels, w, k, window, bottleneck) for w in widths],
-        "plain": [plain_conv_param_count(in_channels, w) for w in widths],
-    }
-
-
 def plot_param_growth(
     in_channels: int = 64,
     k: int = 8,
@@ -412,39 +341,6 @@ def plot_param_growth(
     return fig
 
 
-def layer_costs(
-    channels: int, k: int, subgroups: int = 1, windowed: bool = True, spatial: tuple[int, int] = (32, 32)
-) -> list[dict[str, Any]]:
-    """Parameters and multiply-accumulates of the layer variants of paper 3.1-3.2 at ``C -> C``.
-
-    Rows: plain 3x3 conv, SeqConv (basic ``F_i``), SeqConv-B (bottleneck) and SeqConv-B
-    with ``c = subgroups`` (the SeqResNeXt transform). ``windowed`` uses the paper's
-    WSeqConv window (``C``). MACs are for one ``spatial`` feature map at stride 1:
-    every conv weight is used once per output pixel, so MACs = conv weights x H x W
-    (BN and ReLU not counted, as in the paper's FLOPs).
-    """
-    window = channels if windowed else None
-    pixels = spatial[0] * spatial[1]
-    g = SeqConvSpec(channels, channels, k, window, subgroups > 1, subgroups).groups
-    prefix = "windowed " if windowed else "dense "
-    rows = [
-        ("plain 3x3 conv", plain_conv_param_count(channels, channels), 2 * channels),
-        (prefix + "SeqConv", seqconv_param_count(channels, channels, k, window), 2 * k * g),
-        (prefix + "SeqConv-B", seqconv_param_count(channels, channels, k, window, True), 4 * k * g),
-    ]
-    if subgroups > 1:
-        rows.append(
-            (
-                prefix + f"SeqConv-B, c={subgroups}",
-                seqconv_param_count(channels, channels, k, window, True, subgroups),
-                4 * k * g,
-            )
-        )
-    return [
-        {"layer": name, "params": params, "macs": (params - bn) * pixels} for name, params, bn in rows
-    ]
-
-
 def plot_cost_comparison(rows: Sequence[Mapping[str, Any]], ax: Axes | None = None) -> Figure:
     """Horizontal bars of parameters for the rows of :func:`layer_costs` (MACs in the labels)."""
     fig, ax = _new_axes(ax, (6.0, 0.6 + 0.5 * len(rows)))
@@ -463,55 +359,6 @@ def plot_cost_comparison(rows: Sequence[Mapping[str, Any]], ax: Axes | None = No
 
 
 # --------------------------------------------------------------------------- weight heatmap (Fig. 5)
-
-
-def source_groups(in_channels: int, out_channels: int, k: int) -> list[tuple[str, int, int]]:
-    """The source feature groups of Fig. 5: ``(label, start, stop)`` in the dense input.
-
-    The layer input ``x_0`` is split into ``k``-channel groups counted back from its end,
-    the way the previous layer produced it (paper 3.1: ``x'_0 = [x_{1-g'}, ..., x_0]``),
-    so the last ``k`` channels are ``x_{0}`` and the earlier ones ``x_{-1}, x_{-2}, ...``
-    (labels are TeX, ready for matplotlib's ``$...$``).
-    When ``in_channels`` is not a multiple of ``k`` the *oldest* group, the first
-    ``in_channels mod k`` channels, is the narrow one: windows count channels back from
-    the end too, so this keeps window edges on group edges. Then come ``x_1 ..
-    x_{g-1}`` (``x_g`` is no group's input).
-    """
-    g = SeqConvSpec(in_channels, out_channels, k).groups
-    groups = []
-    n0 = math.ceil(in_channels / k)
-    for j in range(n0):
-        stop = in_channels - (n0 - 1 - j) * k
-        groups.append((f"x_{{{j - n0 + 1}}}", max(0, stop - k), stop))
-    for j in range(1, g):
-        start = in_channels + (j - 1) * k
-        groups.append((f"x_{{{j}}}", start, start + k))
-    return groups
-
-
-def weight_usage(layer: SeqConv2d) -> Tensor:
-    """Fig. 5's numbers: mean absolute weight of ``F_i``'s first conv over each source group.
-
-    Returns a ``(g, S)`` float tensor: row ``i - 1`` is target group ``i``, column ``j``
-    the ``j``-th group of :func:`source_groups` (``x_0`` split into ``k``-channel groups,
-    then ``x_1 .. x_{g-1}``). The value is the L1 norm of the first conv's weights
-    (``GroupTransform.first_conv``: the 3x3 conv, or the 1x1 reduction of SeqConv-B)
-    over the source's channels that lie in group ``i``'s view, divided by the number of
-    those weights (as DenseNet's Fig. 5). NaN where the source is outside the view.
-    Unnormalised; :func:`plot_weight_heatmap` normalises for display.
-    """
-    if not isinstance(layer, SeqConv2d):
-        raise ValueError(f"layer must be a seqlite SeqConv2d, got {type(layer).__name__}")
-    sources = source_groups(layer.in_channels, layer.out_channels, layer.k)
-    usage = torch.full((layer.num_groups, len(sources)), float("nan"))
-    with torch.no_grad():
-        for i, (transform, (start, stop)) in enumerate(zip(layer.transforms, layer.views)):
-            weight = transform.first_conv.weight.detach().float().cpu()
-            for j, (_, lo, hi) in enumerate(sources):
-                lo, hi = max(lo, start), min(hi, stop)
-                if lo < hi:
-                    usage[i, j] = weight[:, lo - start : hi - start].abs().mean()
-    return usage
 
 
 _NORMALIZATIONS = ("max", "row")
@@ -556,11 +403,6 @@ def plot_weight_heatmap(
     kind = "dense" if layer.window is None else f"window {layer.window}"
     ax.set_title(title or f"Weight usage (Fig. 5): in={layer.in_channels}, k={layer.k}, {kind}", fontsize=10)
     return fig
-
-
-def seqconv_layers(model: nn.Module) -> list[tuple[str, SeqConv2d]]:
-    """Every :class:`~seqlite.layers.SeqConv2d` in ``model`` with its qualified name, in order."""
-    return [(name, m) for name, m in model.named_modules() if isinstance(m, SeqConv2d)]
 
 
 # --------------------------------------------------------------------------- training curves

@@ -12,29 +12,31 @@ end (nbval, tests) set a control's ``value`` in code and read ``panel.text.value
 (``seqlite-panel`` plus ``seqlite-<name>``) and its controls by their ``description``.
 
 Slider ranges are bounded so that a redraw stays quick (the exploded view draws
-``g (g + 1) / 2`` arrows); a value outside what a control offers is clamped with a
-``UserWarning`` that names the control, the value asked for and the value used.
+``g (g + 1) / 2`` arrows; the depths panel builds and runs its layer); a value outside what a
+control offers is clamped with a ``UserWarning`` that names the control, the value asked for
+and the value used. Every panel checks its counts the same way (:func:`seqlite.panel.count_slider`;
+the machinery of a panel is :mod:`seqlite.panel`).
 
 Panels: :class:`SeqConvPanel` (notebook 02, ``g`` and ``k``), :class:`WindowPanel`
-(notebook 03, ``g``, ``k`` and the window), :class:`BottleneckPanel` (notebook 04,
-bottleneck and subgroups costs) and :class:`LayerPicker` (notebook 08, Fig. 5
-heatmap of any SeqConv layer of a model).
+(notebook 03, ``g``, ``k`` and the window), :class:`DepthsPanel` (notebook 03b, paths and
+receptive fields), :class:`BottleneckPanel` (notebook 04, bottleneck and subgroups costs) and
+:class:`LayerPicker` (notebook 08, Fig. 5 heatmap of any SeqConv layer of a model).
 """
 
 from __future__ import annotations
 
 import html
-import operator
 import warnings
 from typing import Any
 
 import ipywidgets as widgets
 import torch
 from torch import nn
-from traitlets import validate
 
-from . import viz
-from .layers import group_views, seqconv_param_count
+from . import analysis, checks, viz
+from .checks import boolean, positive_int
+from .panel import Panel, WarningSlider, checked_in_channels, clamp, count_slider, slider, table
+from .spec import group_views, plain_conv_param_count, seqconv_param_count
 
 __all__ = ["BottleneckPanel", "DepthsPanel", "LayerPicker", "Panel", "SeqConvPanel", "WindowPanel", "layer_picker"]
 
@@ -47,155 +49,14 @@ MAX_K = 256
 MAX_IN_CHANNELS = 1024
 
 
-def _count(name: str, value: Any) -> int:
-    """``value`` as a positive int (anything ``operator.index`` accepts, not a bool)."""
-    if isinstance(value, bool):
-        raise ValueError(f"{name} must be a positive integer, got {value!r}")
-    try:
-        number = operator.index(value)
-    except TypeError:
-        raise ValueError(f"{name} must be a positive integer, got {value!r}") from None
-    if number < 1:
-        raise ValueError(f"{name} must be a positive integer, got {number}")
-    return number
-
-
-def _clamp(panel: str, name: str, value: int, low: int, high: int, why: str = "", stacklevel: int = 3) -> int:
-    """``value`` clamped to ``low..high``, with a warning saying so when it changes.
-
-    ``stacklevel`` as in :func:`warnings.warn`, counted from the caller of ``_clamp``'s caller (a panel's
-    ``__init__``), so the warning points at the line that made the panel.
-    """
-    used = min(max(value, low), high)
-    if used != value:
-        reason = f" ({why})" if why else ""
-        warnings.warn(
-            f"{panel}: {name}={value} is outside what the panel offers, {low}..{high}{reason}; using {name}={used}",
-            UserWarning,
-            stacklevel=stacklevel,
-        )
-    return used
-
-
-class _Slider(widgets.IntSlider):
-    """An ``IntSlider`` that warns when a value set in code is clamped to its range.
-
-    (ipywidgets clamps silently; in a browser the handle cannot leave the range anyway.)
-    """
-
-    @validate("value")
-    def _validate_value(self, proposal: Any) -> int:
-        asked = proposal["value"]
-        used = super()._validate_value(proposal)
-        if used != asked:
-            warnings.warn(
-                f"{self.description!r}: {asked} is outside the slider's range {self.min}..{self.max}; using {used}",
-                UserWarning,
-                stacklevel=2,
-            )
-        return used
-
-
-class Panel(widgets.VBox):
-    """Controls + count text + figure image in one ``VBox``; subclasses say what to draw.
-
-    The panel is the ``VBox`` itself, so it displays through the public widget API of
-    ipywidgets 7 and 8 alike; its text form (``repr``) names the controls' values, never
-    the PNG bytes. Subclasses set :attr:`controls` (``name -> widget``) by passing them to
-    ``super().__init__`` and implement :meth:`describe` (HTML) and :meth:`draw` (a
-    matplotlib figure).
-    """
-
-    css_name = "panel"
-
-    def __init__(self, controls: dict[str, widgets.Widget]):
-        self.controls = controls
-        self._holding = False
-        self.text = widgets.HTML(description="", layout=widgets.Layout(width="auto"))
-        self.text.add_class("seqlite-counts")
-        self.image = widgets.Image(format="png", layout=widgets.Layout(max_width="100%"))
-        self.image.add_class("seqlite-figure")
-        row = widgets.HBox(list(controls.values()), layout=widgets.Layout(flex_flow="row wrap"))
-        row.add_class("seqlite-controls")
-        super().__init__([row, self.text, self.image])
-        self.add_class("seqlite-panel")
-        self.add_class(f"seqlite-{self.css_name}")
-        for control in controls.values():
-            control.observe(self._on_change, names="value")
-        self.update()
-
-    # -- what subclasses provide
-    def describe(self) -> str:
-        raise NotImplementedError
-
-    def draw(self) -> Any:
-        raise NotImplementedError
-
-    # -- machinery
-    @property
-    def values(self) -> dict[str, Any]:
-        """Current value of every control, by name."""
-        return {name: control.value for name, control in self.controls.items()}
-
-    def _on_change(self, _change: dict) -> None:
-        if not self._holding:
-            self.update()
-
-    def update(self) -> None:
-        """Recompute the count text and redraw the figure from the controls' values."""
-        self.text.value = self.describe()
-        self.image.value = viz.figure_to_png(self.draw())
-
-    def __repr__(self) -> str:
-        # Both ipywidgets versions use repr() as the widget's text/plain form: keep it short,
-        # since the default widget repr would print the PNG bytes into stored notebook outputs.
-        args = ", ".join(f"{name}={value!r}" for name, value in self.values.items())
-        return f"{type(self).__name__}({args})"
-
-
-def _slider(description: str, value: int, low: int, high: int, step: int = 1) -> _Slider:
-    return _Slider(
-        value=value,
-        min=low,
-        max=high,
-        step=step,
-        description=description,
-        continuous_update=False,  # redraw when the handle is released, not on every pixel
-        style={"description_width": "initial"},
-    )
-
-
-def _table(header: list[str], rows: list[list[Any]]) -> str:
-    head = "".join(f"<th style='padding:2px 8px'>{html.escape(h)}</th>" for h in header)
-    def cell(j: int, value: Any) -> str:
-        align = "left" if j == 0 else "right"  # names left, numbers right
-        return f"<td style='padding:2px 8px;text-align:{align}'>{html.escape(str(value))}</td>"
-
-    body = "".join("<tr>" + "".join(cell(j, c) for j, c in enumerate(r)) + "</tr>" for r in rows)
-    return f"<table class='seqlite-table'><tr>{head}</tr>{body}</table>"
-
-
-def _group_sliders(panel: str, g: Any, k: Any, max_groups: Any, max_k: Any) -> tuple[_Slider, _Slider]:
-    """The ``g`` and ``k`` sliders: each reaches at least the value asked for, within the bounds above."""
-    g, k = _count("g", g), _count("k", k)
-    max_groups, max_k = _count("max_groups", max_groups), _count("max_k", max_k)
-    # A slider always reaches the value asked for (SeqConvPanel(g=20) shows g=20 with the default
-    # max_groups); only the bounds that keep a redraw quick clamp, and say so.
-    why_g = f"the exploded view draws g(g+1)/2 arrows; beyond g={MAX_GROUPS} a redraw takes seconds"
-    why_k = "beyond it the slider is too coarse and the window mask too wide"
-    max_groups = _clamp(panel, "max_groups", max_groups, 1, MAX_GROUPS, why_g, stacklevel=4)
-    max_k = _clamp(panel, "max_k", max_k, 1, MAX_K, why_k, stacklevel=4)
-    g = _clamp(panel, "g", g, 1, MAX_GROUPS, why_g, stacklevel=4)
-    k = _clamp(panel, "k", k, 1, MAX_K, why_k, stacklevel=4)
-    return _slider("groups g", g, 1, max(max_groups, g)), _slider("channels per group k", k, 1, max(max_k, k))
-
-
-def _in_channels(value: Any) -> int:
-    # Not a slider: clamping it would show a different layer than the one asked for, so refuse.
-    number = _count("in_channels", value)
-    if number > MAX_IN_CHANNELS:
-        raise ValueError(f"in_channels must be between 1 and {MAX_IN_CHANNELS} for a panel, got {number}")
-    return number
+def _group_sliders(panel: str, g: Any, k: Any, max_groups: Any, max_k: Any,
+                   limits: tuple[int, int] = (MAX_GROUPS, MAX_K), why: tuple[str, str] | None = None
+                   ) -> tuple[WarningSlider, WarningSlider]:
+    """The ``g`` and ``k`` sliders of a panel, bounded by ``limits`` (:func:`seqlite.panel.count_slider`)."""
+    why = why or (f"the exploded view draws g(g+1)/2 arrows; beyond g={limits[0]} a redraw takes seconds",
+                  "beyond it the slider is too coarse and the window mask too wide")
+    return (count_slider(panel, "groups g", "g", g, "max_groups", max_groups, limits[0], why[0]),
+            count_slider(panel, "channels per group k", "k", k, "max_k", max_k, limits[1], why[1]))
 
 
 class SeqConvPanel(Panel):
@@ -210,14 +71,14 @@ class SeqConvPanel(Panel):
     css_name = "seqconv-panel"
 
     def __init__(self, in_channels: int = 16, g: int = 4, k: int = 8, max_groups: int = 12, max_k: int = 32):
-        self.in_channels = _in_channels(in_channels)
+        self.in_channels = checked_in_channels(in_channels, MAX_IN_CHANNELS)
         self.g, self.k = _group_sliders(type(self).__name__, g, k, max_groups, max_k)
         super().__init__({"g": self.g, "k": self.k})
 
     def describe(self) -> str:
         g, k, c = self.g.value, self.k.value, self.in_channels
         dense = seqconv_param_count(c, g * k, k)
-        plain = viz.plain_conv_param_count(c, g * k)
+        plain = plain_conv_param_count(c, g * k)
         views = ", ".join(str(stop - start) for start, stop in group_views(c, g * k, k))
         return (
             f"<b>Dense SeqConv {c} &rarr; {g * k}</b> (g={g}, k={k}): <b>{dense:,}</b> parameters; "
@@ -253,18 +114,19 @@ class WindowPanel(Panel):
     def __init__(
         self, in_channels: int = 16, g: int = 6, k: int = 4, window: int = 16, max_groups: int = 16, max_k: int = 16
     ):
-        self.in_channels = _in_channels(in_channels)
+        self.in_channels = checked_in_channels(in_channels, MAX_IN_CHANNELS)
         self.g, self.k = _group_sliders(type(self).__name__, g, k, max_groups, max_k)
         top = self.in_channels + self.g.max * self.k.max
-        window = _clamp(type(self).__name__, "window", _count("window", window), 1, top, "wider is the same as dense")
-        self.window = _slider("window w (channels)", window, 1, top)
+        window = positive_int("window", window)
+        window = clamp(type(self).__name__, "window", window, 1, top, "wider is the same as dense")
+        self.window = slider("window w (channels)", window, 1, top)
         super().__init__({"g": self.g, "k": self.k, "window": self.window})
 
     def describe(self) -> str:
         g, k, w, c = self.g.value, self.k.value, self.window.value, self.in_channels
         dense = seqconv_param_count(c, g * k, k)
         windowed = seqconv_param_count(c, g * k, k, w)
-        plain = viz.plain_conv_param_count(c, g * k)
+        plain = plain_conv_param_count(c, g * k)
         rows = [
             ["dense SeqConv (Eq. 1)", f"{dense:,}"],
             [f"windowed SeqConv, w={w} (Eq. 2)", f"{windowed:,}"],
@@ -272,7 +134,7 @@ class WindowPanel(Panel):
         ]
         note = " (the window covers every view: same as dense)" if windowed == dense else ""
         note = " (w = in: exactly a plain conv's weights, plus BN)" if w == c and not note else note
-        return f"<b>in={c}, out={g * k}, k={k}, g={g}</b>{note}" + _table(["layer", "parameters"], rows)
+        return f"<b>in={c}, out={g * k}, k={k}, g={g}</b>{note}" + table(["layer", "parameters"], rows)
 
     def draw(self) -> Any:
         import matplotlib.pyplot as plt
@@ -293,7 +155,7 @@ class BottleneckPanel(Panel):
     """Notebook 04: cost of a ``C -> C`` layer: plain conv, SeqConv, SeqConv-B, SeqConv-B with ``c``.
 
     The table gives parameters and multiply-accumulates on a 32x32 map
-    (:func:`seqlite.viz.layer_costs`); the figure compares the parameters as bars.
+    (:func:`seqlite.analysis.layer_costs`); the figure compares the parameters as bars.
     ``k`` is one of :attr:`K_OPTIONS`, ``subgroups`` a divisor of ``k``; the width slider
     runs over :attr:`WIDTHS` (a width outside it is clamped with a warning).
     """
@@ -303,14 +165,13 @@ class BottleneckPanel(Panel):
     WIDTHS = (16, 512)
 
     def __init__(self, channels: int = 64, k: int = 16, subgroups: int = 4, windowed: bool = True):
-        channels = _clamp(type(self).__name__, "channels", _count("channels", channels), *self.WIDTHS)
+        channels = clamp(type(self).__name__, "channels", positive_int("channels", channels), *self.WIDTHS)
         if isinstance(k, bool) or k not in self.K_OPTIONS:
             raise ValueError(f"k must be one of {self.K_OPTIONS}, got {k!r}")
         if isinstance(subgroups, bool) or subgroups not in _divisors(int(k)):
             raise ValueError(f"subgroups must divide k={k}: one of {tuple(_divisors(int(k)))}, got {subgroups!r}")
-        if not isinstance(windowed, bool):
-            raise ValueError(f"windowed must be True or False, got {windowed!r}")
-        self.channels = _slider("width C", channels, *self.WIDTHS, step=16)
+        boolean("windowed", windowed)
+        self.channels = slider("width C", channels, *self.WIDTHS, step=16)
         self.k = widgets.Dropdown(options=list(self.K_OPTIONS), value=int(k), description="channels per group k")
         self.subgroups = widgets.Dropdown(options=_divisors(int(k)), value=int(subgroups), description="subgroups c")
         self.windowed = widgets.Checkbox(value=windowed, description="windowed (w = C)")
@@ -335,10 +196,10 @@ class BottleneckPanel(Panel):
             self._holding = False
 
     def rows(self) -> list[dict[str, Any]]:
-        """The cost table (see :func:`seqlite.viz.layer_costs`); ``C`` is rounded up to a multiple of ``k``."""
+        """The cost table (see :func:`seqlite.analysis.layer_costs`); ``C`` is rounded up to a multiple of ``k``."""
         k = self.k.value
         channels = -(-self.channels.value // k) * k
-        return viz.layer_costs(channels, k, self.subgroups.value, self.windowed.value)
+        return analysis.layer_costs(channels, k, self.subgroups.value, self.windowed.value)
 
     def describe(self) -> str:
         rows = self.rows()
@@ -348,11 +209,11 @@ class BottleneckPanel(Panel):
         header = f"<b>One {channels} &rarr; {channels} layer, k={k}, c={self.subgroups.value}</b>"
         if channels != self.channels.value:
             header += f" (C rounded up to a multiple of k from {self.channels.value})"
-        table = _table(
+        numbers = table(
             ["layer", "parameters", "MACs (32x32)", "vs plain"],
             [[r["layer"], f"{r['params']:,}", f"{r['macs'] / 1e6:.1f}M", f"{r['params'] / plain:.2f}x"] for r in rows],
         )
-        return header + table
+        return header + numbers
 
     def draw(self) -> Any:
         return viz.plot_cost_comparison(self.rows())
@@ -362,9 +223,9 @@ def _pairs_in_view(layer: nn.Module) -> torch.Tensor:
     """``(g, S)`` bool: which (target group, source group) pairs of Fig. 5 lie in the target's view.
 
     From the configuration, not from the weights, so that NaN weights are not mistaken for
-    pairs outside the view (:func:`seqlite.viz.weight_usage` marks both with NaN).
+    pairs outside the view (:func:`seqlite.analysis.weight_usage` marks both with NaN).
     """
-    sources = viz.source_groups(layer.in_channels, layer.out_channels, layer.k)
+    sources = analysis.source_groups(layer.in_channels, layer.out_channels, layer.k)
     views = group_views(layer.in_channels, layer.out_channels, layer.k, layer.window)
     return torch.tensor([[max(lo, start) < min(hi, stop) for _, lo, hi in sources] for start, stop in views])
 
@@ -372,7 +233,7 @@ def _pairs_in_view(layer: nn.Module) -> torch.Tensor:
 class LayerPicker(Panel):
     """Notebook 08: pick any SeqConv layer of ``model`` and see its Fig. 5 heatmap.
 
-    The dropdown lists :func:`seqlite.viz.seqconv_layers` by name; it starts at the
+    The dropdown lists :func:`seqlite.analysis.seqconv_layers` by name; it starts at the
     first residual block's second layer (``layer_b``), the layer the paper plots, when
     there is one. Pairs whose weights are not finite (a diverged model) are counted and
     named in the text instead of breaking the panel.
@@ -383,7 +244,7 @@ class LayerPicker(Panel):
     def __init__(self, model: nn.Module, normalize: str = "max"):
         if not isinstance(model, nn.Module):
             raise ValueError(f"model must be a torch.nn.Module, got {type(model).__name__}")
-        self.layers = dict(viz.seqconv_layers(model))
+        self.layers = dict(analysis.seqconv_layers(model))
         if not self.layers:
             raise ValueError(f"model must contain at least one SeqConv2d layer; {type(model).__name__} has none")
         if normalize not in ("max", "row"):
@@ -399,7 +260,7 @@ class LayerPicker(Panel):
 
     def describe(self) -> str:
         layer = self.layers[self.layer.value]
-        usage = viz.weight_usage(layer)
+        usage = analysis.weight_usage(layer)
         in_view = _pairs_in_view(layer)
         finite = usage[in_view & usage.isfinite()]
         pairs, broken = int(in_view.sum()), int(in_view.sum()) - finite.numel()
@@ -441,6 +302,9 @@ class DepthsPanel(Panel):
     """
 
     css_name = "depths-panel"
+    MAX_GROUPS = 8  # with MAX_K and MAX_IN_CHANNELS: a redraw (build, run, measure) in a fraction of a second
+    MAX_K = 8
+    MAX_IN_CHANNELS = 64
 
     def __init__(
         self,
@@ -453,13 +317,14 @@ class DepthsPanel(Panel):
         samples: int = 4,
         seed: int = 0,
     ):
-        self.in_channels = in_channels
-        self.samples = samples
-        self.seed = seed
-        self.g = _slider("groups g", g, 1, max_groups)
-        self.k = _slider("channels per group k", k, 1, max_k)
+        self.in_channels = checked_in_channels(in_channels, self.MAX_IN_CHANNELS)
+        self.samples = positive_int("samples", samples)
+        self.seed = checks.seed("seed", seed)
+        why = "each move builds the layer and measures it on every sample"
+        self.g, self.k = _group_sliders(type(self).__name__, g, k, max_groups, max_k, (self.MAX_GROUPS, self.MAX_K),
+                                        (why, why))
         # 0 stands for "dense": a Dropdown whose value is None would have nothing selected.
-        windows = sorted({max(1, in_channels // 2), in_channels, 2 * in_channels})
+        windows = sorted({max(1, self.in_channels // 2), self.in_channels, 2 * self.in_channels})
         options = [("dense", 0), *((f"w={w}", w) for w in windows)]
         if window is not None and window not in windows:
             raise ValueError(f"window must be None (dense) or one of {windows}, got {window!r}")
@@ -513,13 +378,13 @@ class DepthsPanel(Panel):
             ]
             for i in range(fields.groups)
         ]
-        table = _table(
+        numbers = table(
             ["group", "path length min / mean / max", "paths", f"radius ({fields.mass:.0%} mass)", "pixels reached"],
             rows,
         )
         return (
             f"<b>SeqConv2d {html.escape(self._setting())}</b>, measured on {self.samples} random inputs "
-            f"(radius in pixels from the centre)" + table
+            f"(radius in pixels from the centre)" + numbers
         )
 
     def draw(self) -> Any:

@@ -127,3 +127,24 @@ def _lr_per_epoch(cfg) -> tuple[torch.optim.Optimizer, list[float]]:
 def lr_per_epoch():
     """``lr_per_epoch(cfg) -> (optimizer, lrs)``: the learning rate of each epoch of a resolved config."""
     return _lr_per_epoch
+
+
+@pytest.fixture
+def registered_model():
+    """``registered_model(builder, name)``: ``builder`` registered as ``name`` for this test only; returns ``name``.
+
+    A run builds it through the registry like any model (``--model NAME``): the seam through which
+    tests give a run a model that misbehaves on cue.
+    """
+    from seqlite.registry import register_model, unregister_model
+
+    names = []
+
+    def register(builder, name: str) -> str:
+        register_model(builder, name=name)
+        names.append(name)
+        return name
+
+    yield register
+    for name in names:
+        unregister_model(name)

@@ -6,14 +6,14 @@ import pytest
 import torch
 from torch import nn
 
-from seqlite import DownsamplingBlock, ResidualBlock, SeqConv2d, SeqConvOutput
+from seqlite import DownsamplingBlock, ResidualBlock, SeqConv2d, SeqConvOutput, init_weights
 
 
 @pytest.mark.parametrize("bottleneck", [False, True])
 def test_new_residual_block_passes_the_stream_through(bottleneck):
     """Zero-initialised 3x3 convs of layer B (paper 4.2): the block starts as the identity."""
     torch.manual_seed(0)
-    block = ResidualBlock(16, 4, bottleneck=bottleneck)
+    block = init_weights(ResidualBlock(16, 4, bottleneck=bottleneck))
     raw = torch.randn(2, 16, 6, 6)
     out = block(SeqConvOutput(raw, torch.relu(raw)))
     torch.testing.assert_close(out.raw, raw)
@@ -24,7 +24,7 @@ def test_new_residual_block_passes_the_stream_through(bottleneck):
 
 
 def test_residual_block_initialisation():
-    block = ResidualBlock(16, 4, bottleneck=True)
+    block = init_weights(ResidualBlock(16, 4, bottleneck=True))
     for t in block.layer_b.transforms:
         assert t.conv3x3.weight.abs().sum() == 0
         assert t.reduce.weight.abs().sum() > 0  # only the 3x3 convs start at zero

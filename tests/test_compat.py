@@ -11,7 +11,7 @@ import warnings
 import pytest
 import torch
 
-from seqlite import _compat, seqresnet
+from seqlite import _compat, recompute
 from seqlite.seqresnet import seqresnet_cifar
 
 
@@ -24,7 +24,7 @@ def test_release_of_a_version_string():
 
 @pytest.mark.parametrize("keeps", [True, False])
 def test_compiled_blocks_are_checkpointed_only_where_torch_keeps_batchnorm_statistics(monkeypatch, keeps):
-    monkeypatch.setattr(seqresnet, "COMPILED_CHECKPOINT_KEEPS_BATCHNORM", keeps)
+    monkeypatch.setattr(recompute, "COMPILED_CHECKPOINT_KEEPS_BATCHNORM", keeps)
     monkeypatch.setattr(torch.compiler, "is_compiling", lambda: True)  # the branch a traced forward takes
     calls = []
 
@@ -32,7 +32,7 @@ def test_compiled_blocks_are_checkpointed_only_where_torch_keeps_batchnorm_stati
         calls.append(kwargs)
         return fn(*args)
 
-    monkeypatch.setattr(seqresnet, "checkpoint", spy)
+    monkeypatch.setattr(recompute, "checkpoint", spy)
     torch.manual_seed(0)
     model = seqresnet_cifar(k=4, r=1, n=1, num_classes=3, drop_rate=0.0).train()
     model.set_grad_checkpointing()

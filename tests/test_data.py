@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import itertools
 import pickle
+import pickletools
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -239,6 +241,58 @@ def test_the_restricted_loader_reads_arrays_of_every_pickle_protocol(tmp_path):
             pickle.dump({"data": images, "labels": [1, 2], "batch_label": b"x"}, f, protocol=protocol)
         entry = load_cifar_file(path)
         assert np.array_equal(entry["data"], images) and entry["labels"] == [1, 2], protocol
+
+
+def _respelled(data: bytes, old: str, new: str) -> bytes:
+    """The pickle ``data`` with every global of module ``old...`` named ``new...`` (frame lengths kept right).
+
+    What another NumPy writes: NumPy 1 names ``numpy.core.numeric._frombuffer`` where NumPy 2
+    names ``numpy._core.numeric._frombuffer``.
+    """
+    ops = list(pickletools.genops(data))
+    ends = [pos for _, _, pos in ops[1:]] + [len(data)]
+    pieces = []
+    for (op, arg, pos), end in zip(ops, ends):
+        raw = data[pos:end]
+        if op.name == "SHORT_BINUNICODE" and arg.startswith(old):
+            text = (new + arg[len(old):]).encode()
+            raw = b"\x8c" + bytes([len(text)]) + text
+        elif op.name == "GLOBAL" and arg.startswith(old):
+            raw = b"c" + (new + arg[len(old):]).replace(" ", "\n").encode() + b"\n"
+        pieces.append((op.name, raw))
+    out, frame_at = bytearray(), None
+    for name, raw in pieces:
+        if name == "FRAME":
+            frame_at = len(out)
+            out += raw
+            continue
+        out += raw
+        if frame_at is not None:  # the frame holds everything up to the next FRAME (or the end)
+            out[frame_at + 1 : frame_at + 9] = (len(out) - frame_at - 9).to_bytes(8, "little")
+    return bytes(out)
+
+
+@pytest.mark.parametrize("written_by", ["numpy 1", "numpy 2"])
+@pytest.mark.parametrize("running", ["numpy 1", "numpy 2"])
+def test_cifar_files_of_either_numpy_load_with_either_numpy(tmp_path, monkeypatch, written_by, running):
+    """NumPy 2 renamed numpy.core to numpy._core: a file names the one of the numpy that wrote it.
+
+    ``running="numpy 1"``: the modules only NumPy 2 has cannot be imported (as on NumPy 1), and
+    the other way round; the loader must not look the file's spelling up.
+    """
+    images = np.arange(2 * 3072, dtype=np.uint8).reshape(2, 3072)
+    spelled = {"numpy 1": "numpy.core.", "numpy 2": "numpy._core."}
+    for protocol in range(pickle.HIGHEST_PROTOCOL + 1):
+        data = pickle.dumps({"data": images, "labels": [1, 2], "scalar": np.uint8(7)}, protocol=protocol)
+        path = tmp_path / f"p{protocol}"
+        path.write_bytes(_respelled(data, "numpy._core.", spelled[written_by]))
+        assert spelled[written_by].encode() in path.read_bytes()
+        with monkeypatch.context() as patch:
+            absent = "numpy._core" if running == "numpy 1" else "numpy.core"
+            for module in ("multiarray", "numeric"):
+                patch.setitem(sys.modules, f"{absent}.{module}", None)  # `import` of it now fails
+            entry = load_cifar_file(path)
+        assert np.array_equal(entry["data"], images) and entry["labels"] == [1, 2] and entry["scalar"] == 7, protocol
 
 
 @pytest.mark.parametrize("damage", ["truncated", "garbage", "not a dict", "labels out of range", "wrong width"])

@@ -83,3 +83,54 @@ def test_dense_and_windowed_differ_in_the_panel_as_measured():
 def test_bad_window_is_refused():
     with pytest.raises(ValueError, match="window must be None"):
         W.DepthsPanel(in_channels=8, window=5)
+
+
+# -- the same checks as every panel (seqlite.panel.count_slider), bounded at the panel's maximum
+
+
+@pytest.mark.parametrize(
+    "make, match",
+    [
+        (lambda: W.DepthsPanel(max_groups=0), "max_groups must be a positive integer, got 0"),
+        (lambda: W.DepthsPanel(in_channels="8"), "in_channels must be a positive integer, got '8'"),
+        (lambda: W.DepthsPanel(in_channels=65), "in_channels must be between 1 and 64"),
+        (lambda: W.DepthsPanel(k=True), "k must be a positive integer, got True"),
+        (lambda: W.DepthsPanel(samples=0), "samples must be a positive integer"),
+        (lambda: W.DepthsPanel(seed=-1), "seed must be an integer from 0"),
+    ],
+)
+def test_bad_arguments_are_refused_by_name(make, match):
+    with pytest.raises(ValueError, match=match):
+        make()
+
+
+def test_counts_beyond_the_panels_bound_are_clamped_and_say_so():
+    with pytest.warns(UserWarning) as caught:
+        panel = W.DepthsPanel(max_groups=10**6, g=20, k=12)
+    messages = " | ".join(str(w.message) for w in caught)
+    bound = f"1..{W.DepthsPanel.MAX_GROUPS}"
+    assert f"max_groups=1000000 is outside what the panel offers, {bound}" in messages
+    assert f"g=20 is outside what the panel offers, {bound}" in messages and "using g=8" in messages
+    assert f"k=12 is outside what the panel offers, 1..{W.DepthsPanel.MAX_K}" in messages
+    assert (panel.g.max, panel.g.value, panel.k.value) == (W.DepthsPanel.MAX_GROUPS, 8, 8)
+
+
+def test_what_is_clamped_does_not_depend_on_the_hash_seed():
+    """traitlets validates a slider's value and max in hash order: the check must not leave it to them."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    code = ("import warnings\nfrom seqlite.widgets import DepthsPanel\n"
+            "with warnings.catch_warnings(record=True) as caught:\n    warnings.simplefilter('always')\n"
+            "    panel = DepthsPanel(g=20, k=12)\n"
+            "print([str(w.message) for w in caught if issubclass(w.category, UserWarning)], panel.values)")
+    root = str(Path(__file__).resolve().parents[1])
+    seen = {}
+    for seed in ("0", "2"):  # before the shared check, seed 0 warned and seed 2 did not
+        done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
+                              env={**os.environ, "PYTHONHASHSEED": seed, "PYTHONPATH": root, "MPLBACKEND": "Agg"})
+        assert done.returncode == 0, done.stderr
+        seen[seed] = done.stdout.strip().splitlines()[-1]
+    assert seen["0"] == seen["2"] and "g=20 is outside what the panel offers" in seen["0"]

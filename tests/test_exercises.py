@@ -110,7 +110,7 @@ def test_an_answer_that_calls_the_library_fails_and_an_honest_one_passes(capsys)
     for cheat in (
         lambda layer, x0: layer(x0),
         lambda layer, x0: layer.forward_residual(x0).activated,
-        lambda layer, x0: seqconv_forward(layer, x0)[1],
+        lambda layer, x0: seqconv_forward(layer.spec, layer.transforms, x0)[1],
         lambda layer, x0: HadamardSeqConv2d.from_windowed(layer)(x0),
         lambda layer, x0: torch.cat([t(x0) for t in layer.transforms[:0]] + [layer(x0)], 1),
     ):
@@ -261,7 +261,7 @@ def Cheat(layer, x0):
 from seqlite.fast import seqconv_forward
 
 def Cheat(layer, x0):
-    return seqconv_forward(layer, x0)[1]
+    return seqconv_forward(layer.spec, layer.transforms, x0)[1]
 """,
             "reads the layer's views": """
 def Cheat(layer, x0):
@@ -318,7 +318,7 @@ def Cheat(layer_b, x, s):
 """,
             "runs the fast kernel": """
 def Cheat(layer_b, x, s):
-    return seqconv_forward(layer_b, x, s)
+    return seqconv_forward(layer_b.spec, layer_b.transforms, x, s)
 """,
             "borrows the class body's loop": """
 def Cheat(layer_b, x, s):

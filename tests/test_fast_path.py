@@ -20,6 +20,12 @@ from seqlite.layers import SeqConv2d, SeqConvSpec, set_fast
 from seqlite.seqresnet import seqresnet_cifar
 
 
+def _fast_kernel(layer: SeqConv2d, x: torch.Tensor, shortcut: torch.Tensor | None, plan: fast.Plan):
+    """The fast kernel on ``layer``'s shape, transforms and dropout, with ``plan``."""
+    dropout = layer.dropout if layer.training and layer.drop_rate > 0 else None
+    return fast.seqconv_forward(layer.spec, layer.transforms, x, shortcut, plan=plan, dropout=dropout)
+
+
 def _run(
     layer: SeqConv2d, x: torch.Tensor, shortcut: torch.Tensor | None, seed: int = 0, plan: fast.Plan | None = None
 ):
@@ -31,7 +37,7 @@ def _run(
     shortcut = None if shortcut is None else shortcut.detach().clone().requires_grad_()
     layer.zero_grad(set_to_none=True)
     torch.manual_seed(seed)  # the dropout masks, when there are any
-    out = layer.forward_residual(x, shortcut) if plan is None else fast.seqconv_forward(layer, x, shortcut, plan=plan)
+    out = layer.forward_residual(x, shortcut) if plan is None else _fast_kernel(layer, x, shortcut, plan)
     gen = torch.Generator().manual_seed(1)
     weights = [torch.randn(o.shape, generator=gen, dtype=o.dtype) for o in out]
     sum((o * w).sum() for o, w in zip(out, weights)).backward()
@@ -168,7 +174,7 @@ def test_dropout_masks_differ_between_groups_and_keep_the_rate():
     """Statistically: masks are independent per group view and keep 1 - p of the channels."""
     torch.manual_seed(4)
     layer = SeqConv2d(16, 64, 8, window=16, drop_rate=0.25)
-    masks = fast.dropout_masks(layer, torch.zeros(2000, 16, 1, 1))  # (N, g, in + out - k)
+    masks = fast.dropout_masks(layer.spec, layer.dropout, torch.zeros(2000, 16, 1, 1))  # (N, g, in + out - k)
     x0_part = masks[:, :, :16]  # every group sees x_0 channels 8i..16: group 0 and 1 share 8..16
     kept = (x0_part[:, 1, 8:] > 0).float().mean()
     assert abs(kept.item() - 0.75) < 0.02

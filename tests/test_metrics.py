@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from seqlite.metrics import METRICS_COLUMNS, append_metrics, read_metrics, write_metrics
+from seqlite.train.run_folder import METRICS_COLUMNS, append_metrics, read_metrics, write_metrics
 
 
 def _rows(n: int) -> list[dict[str, float]]:

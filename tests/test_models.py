@@ -132,7 +132,10 @@ def test_register_model_for_your_own_builders():
             registry.register_model(lambda: tiny_net())
     finally:
         for name in ("tiny_net", "other_tiny_net"):
-            registry._MODELS.pop(name, None)
+            if registry.is_model(name):
+                registry.unregister_model(name)
+    with pytest.raises(ValueError, match="unknown model 'tiny_net'"):
+        registry.unregister_model("tiny_net")
 
 
 def test_pretrained_cfg_is_the_data_config_apart_from_the_architecture():
@@ -210,13 +213,44 @@ def test_eval_is_deterministic_and_backward_works():
         assert torch.equal(model(x), model(x))
 
 
-def test_initialisation_follows_paper():
-    model = create_model("seqresnet_cifar", k=8, r=1, n=1)
-    torch.testing.assert_close(model.fc.bias, torch.zeros_like(model.fc.bias))
-    bound = (6 / (model.fc.in_features + model.fc.out_features)) ** 0.5  # Xavier uniform
-    assert model.fc.weight.abs().max() <= bound and model.fc.weight.abs().max() > bound / 2
-    for block in (m for m in model.modules() if isinstance(m, seqlite.ResidualBlock)):
-        assert all(t.conv3x3.weight.abs().sum() == 0 for t in block.layer_b.transforms)
+def _init_rules_hold(model: torch.nn.Module) -> None:
+    """Paper 4.2: layer B's 3x3 convs zero, every other conv He/MSRA fan-out, Xavier fc with zero bias, BN 1/0."""
+    zero = {id(t.conv3x3.weight) for block in model.modules() if isinstance(block, seqlite.ResidualBlock)
+            for t in block.layer_b.transforms}
+    assert zero, "a SeqResNet has residual blocks"
+    he = []
+    for m in model.modules():
+        if isinstance(m, torch.nn.Conv2d) and id(m.weight) in zero:
+            assert torch.all(m.weight == 0)
+        elif isinstance(m, torch.nn.Conv2d):
+            fan_out = m.weight.shape[0] * m.weight[0, 0].numel()
+            he.append(m.weight.flatten() / (2 / fan_out) ** 0.5)  # standard normal if He fan-out
+        elif isinstance(m, torch.nn.BatchNorm2d):
+            assert torch.all(m.weight == 1) and torch.all(m.bias == 0)
+        elif isinstance(m, torch.nn.Linear):
+            bound = (6 / (m.in_features + m.out_features)) ** 0.5  # Xavier uniform
+            assert m.weight.abs().max() <= bound and m.weight.abs().max() > bound / 2
+            assert torch.all(m.bias == 0)
+    standardised = torch.cat(he)
+    # He *fan-in* would give std sqrt(in/out) here (0.5-2 in these networks), PyTorch's default about 0.58.
+    assert abs(standardised.mean()) < 0.05 and 0.95 < standardised.std() < 1.05, standardised.std()
+
+
+@pytest.mark.parametrize("name", ["seqresnet_k8_r4_n1", "seqresnet_b_k16_r7_n1", "seqresnet_cifar", "seqresnet_b22"])
+def test_initialisation_follows_paper(name):
+    extra = dict(k=8, r=1, n=(1, 2, 1), windowed=False) if name == "seqresnet_cifar" else {}
+    model = create_model(name, **extra)
+    _init_rules_hold(model)
+    model.reset_classifier(7)  # a new classifier is initialised the same way
+    _init_rules_hold(model)
+
+
+def test_init_weights_makes_a_block_start_as_the_identity_and_builds_nothing_twice():
+    torch.manual_seed(0)
+    block = seqlite.ResidualBlock(16, 4)
+    assert any(t.conv3x3.weight.abs().sum() > 0 for t in block.layer_b.transforms)  # PyTorch's default init
+    assert seqlite.init_weights(block) is block
+    assert all(t.conv3x3.weight.abs().sum() == 0 for t in block.layer_b.transforms)
 
 
 @pytest.mark.parametrize(

@@ -11,13 +11,13 @@ from pathlib import Path
 import pytest
 import torch
 
-import seqlite.train as train_module
 from seqlite import seqresnet_cifar
 from seqlite.__main__ import main, parse_model_args, train_config
 from seqlite.checkpoint import CheckpointError, capture_rng_state, load_checkpoint, save_checkpoint
 from seqlite.registry import create_model
 from seqlite.train import (
     METRICS_COLUMNS,
+    Callback,
     NonFiniteLossError,
     TrainConfig,
     evaluate_checkpoint,
@@ -103,15 +103,13 @@ def test_command_line_defaults_and_help_come_from_the_config_fields():
         assert f.metadata["help"] and helps[f.name].startswith(f.metadata["help"]), f.name
 
 
-def test_viz_reads_metrics_without_importing_train():
-    import ast
-
+def test_viz_and_paper_read_metrics_through_the_run_folder():
+    import seqlite.paper
     import seqlite.viz
+    from seqlite.train import run_folder
 
-    tree = ast.parse(Path(seqlite.viz.__file__).read_text())
-    imported = {node.module for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)}
-    assert "train" not in imported and "seqlite.train" not in imported
-    assert seqlite.viz.read_metrics.__module__ == "seqlite.metrics"
+    # One reader of metrics.csv: the run folder's (paper and viz do not parse it themselves).
+    assert seqlite.viz.read_metrics is seqlite.paper.read_metrics is run_folder.read_metrics
 
 
 def test_parse_model_args():
@@ -278,36 +276,43 @@ def test_rng_state_round_trips_through_a_weights_only_file(tmp_path):
 
     from seqlite.checkpoint import restore_rng_state
 
-    save_checkpoint({"model": {}, "rng": capture_rng_state()}, tmp_path / "rng.pt")
+    save_checkpoint({"model": {}, "rng": [capture_rng_state()]}, tmp_path / "rng.pt")  # one process's, as train does
     expected = (torch.rand(3), np.random.rand(3), [random.random() for _ in range(3)])
-    restore_rng_state(load_checkpoint(tmp_path / "rng.pt")["rng"])
+    restore_rng_state(load_checkpoint(tmp_path / "rng.pt")["rng"][0])
     assert torch.equal(torch.rand(3), expected[0])
     assert np.array_equal(np.random.rand(3), expected[1])
     assert [random.random() for _ in range(3)] == expected[2]
 
 
-def test_non_finite_loss_stops_with_last_good_checkpoint_intact(tmp_path, monkeypatch):
-    real_create_model = train_module.create_model
-    steps_per_epoch = 96 // 32
+def _poisoned(poison):
+    """A builder: the tiny SeqResNet with ``poison()(module, inputs, output)`` hooked on its classifier."""
 
-    def diverging_model(*args, **kwargs):
-        # Stands in for a run that diverges: from the first step of epoch 2 on, the logits are NaN.
-        model = real_create_model(*args, **kwargs)
-        calls = {"train": 0}
-
-        def poison(module, inputs, output):
-            if not module.training:
-                return output
-            calls["train"] += 1
-            return output * float("nan") if calls["train"] > steps_per_epoch else output
-
-        model.fc.register_forward_hook(poison)
+    def builder(**kwargs):
+        model = seqresnet_cifar(**{"k": 4, "r": 1, "n": 1, **kwargs})
+        model.fc.register_forward_hook(poison())
         return model
 
-    monkeypatch.setattr(train_module, "create_model", diverging_model)
+    return builder
+
+
+def _nan_from_epoch_2_on():
+    # Stands in for a run that diverges: from the first step of epoch 2 on, the logits are NaN.
+    calls, steps_per_epoch = {"train": 0}, 96 // 32
+
+    def poison(module, inputs, output):
+        if not module.training:
+            return output
+        calls["train"] += 1
+        return output * float("nan") if calls["train"] > steps_per_epoch else output
+
+    return poison
+
+
+def test_non_finite_loss_stops_with_last_good_checkpoint_intact(tmp_path, registered_model):
+    model = registered_model(_poisoned(_nan_from_epoch_2_on), "tiny_diverging_in_epoch_2")
     with pytest.raises(NonFiniteLossError, match=r"became nan in epoch 2 .*--lr"):
         # (time_steps=0: the hook counts training forwards, and the projection's would count too)
-        train(TrainConfig(**TINY, epochs=3, time_steps=0, out=str(tmp_path)))
+        train(TrainConfig(**{**TINY, "model": model, "model_args": {}}, epochs=3, time_steps=0, out=str(tmp_path)))
     last = load_checkpoint(tmp_path / "last.pt")
     assert last["epoch"] == 1 and load_checkpoint(tmp_path / "best.pt")["epoch"] == 1
     assert all(torch.isfinite(t).all() for t in last["model"].values() if t.is_floating_point())
@@ -354,24 +359,21 @@ def improving_run(tmp_path_factory, one_thread) -> Path:
 
 
 @pytest.mark.parametrize("kill", ["missing", "stale"])
-def test_kill_between_last_and_best_then_resume_gives_a_consistent_pair(improving_run, tmp_path, monkeypatch, kill):
+def test_kill_between_last_and_best_then_resume_gives_a_consistent_pair(improving_run, tmp_path, kill):
     best_epochs = _best_epochs(load_checkpoint(improving_run / "last.pt")["history"])
     # missing: killed at epoch 1's best.pt (there is none yet); stale: at a later new best (an older best.pt).
     kill_epoch = best_epochs[0] if kill == "missing" else next((e for e in best_epochs if e > 1), None)
     if kill_epoch is None:
         pytest.skip("on this machine the reference run did not improve after epoch 1")
-    real_save = train_module.save_checkpoint
 
-    def killed_before_best(state, path):
-        if Path(path).name == "best.pt" and state["epoch"] == kill_epoch:
-            raise KeyboardInterrupt  # last.pt of this epoch is on disk, best.pt is not
-        return real_save(state, path)
+    class KilledBeforeBest(Callback):
+        def on_checkpoint_saved(self, run, path):
+            if path.name == "last.pt" and run.progress.epoch == kill_epoch and run.progress.best_epoch == kill_epoch:
+                raise KeyboardInterrupt  # last.pt of this epoch is on disk, best.pt is not
 
-    monkeypatch.setattr(train_module, "save_checkpoint", killed_before_best)
     cfg = TrainConfig(**TINY, epochs=2, seed=1, out=str(tmp_path))
     with pytest.raises(KeyboardInterrupt):
-        train(cfg)
-    monkeypatch.undo()
+        train(cfg, callbacks=[KilledBeforeBest()])
     last = load_checkpoint(tmp_path / "last.pt")
     assert last["epoch"] == kill_epoch and last["best_epoch"] == kill_epoch
     if kill == "missing":
@@ -438,27 +440,23 @@ def test_leftovers_of_killed_writes_are_removed_on_start_and_resume(run_dir, tmp
                                                        "projection.json"]
 
 
-def test_non_finite_test_loss_stops_the_run(tmp_path, monkeypatch, capsys):
-    real_create_model = train_module.create_model
-    steps_per_epoch = 96 // 32
+def _inf_on_test_images_from_epoch_2_on():
+    steps, steps_per_epoch = {"train": 0}, 96 // 32
 
-    def model_that_diverges_on_test_images(*args, **kwargs):
-        model = real_create_model(*args, **kwargs)
-        steps = {"train": 0}
+    def poison(module, inputs, output):
+        if module.training:
+            steps["train"] += 1
+            return output
+        # From epoch 2's evaluation on, the test logits are infinite (the training ones stay finite).
+        return output * float("inf") if steps["train"] > steps_per_epoch else output
 
-        def poison(module, inputs, output):
-            if module.training:
-                steps["train"] += 1
-                return output
-            # From epoch 2's evaluation on, the test logits are infinite (the training ones stay finite).
-            return output * float("inf") if steps["train"] > steps_per_epoch else output
+    return poison
 
-        model.fc.register_forward_hook(poison)
-        return model
 
-    monkeypatch.setattr(train_module, "create_model", model_that_diverges_on_test_images)
+def test_non_finite_test_loss_stops_the_run(tmp_path, capsys, registered_model):
+    model = registered_model(_poisoned(_inf_on_test_images_from_epoch_2_on), "tiny_diverging_on_test_images")
     # (--time-steps 0: the hook counts training forwards, and the projection's would count too)
-    argv = ["train", "--model-args", "k=4,r=1,n=1", "--subset", "96", "--batch-size", "32", "--epochs", "3",
+    argv = ["train", "--model", model, "--subset", "96", "--batch-size", "32", "--epochs", "3",
             "--device", "cpu", "--no-progress", "--time-steps", "0", "--out", str(tmp_path)]
     assert main(argv) == 1
     err = capsys.readouterr().err

@@ -4,6 +4,7 @@ projection, the on-device CIFAR pipeline, determinism and process checks (CUDA q
 from __future__ import annotations
 
 import json
+import os
 import re
 
 import pytest
@@ -11,10 +12,12 @@ import torch
 from test_data import write_tiny_cifar
 from torch import nn
 
-import seqlite.train as train_module
 from seqlite.__main__ import build_parser, main, train_config
 from seqlite.checkpoint import load_checkpoint
-from seqlite.train import TrainConfig, build_optimizer, project_time, recipe_for, train
+from seqlite.train import Callback, TrainConfig, build_optimizer, project_time, recipe_for, train
+from seqlite.train.devices import Process, start_processes
+from seqlite.train.loaders import build_data, build_loaders
+from seqlite.train.loop import train_step
 
 TINY = dict(model="seqresnet_k8_r4_n1", model_args={"k": 4, "r": 1, "n": 1}, dataset="digits", batch_size=32,
             subset=96, device="cpu", progress=False)
@@ -61,12 +64,12 @@ def test_the_scaler_skips_a_step_whose_gradients_overflow():
     scaler = torch.amp.GradScaler("cpu", init_scale=2.0**40)  # far beyond fp16's range: gradients become inf
     images, targets = torch.randn(4, 3, 8, 8), torch.tensor([0, 1, 2, 3])
     before = [p.detach().clone() for p in model.parameters()]
-    loss, _ = train_module._train_step(model, images, targets, optimizer, scaler, "fp16", torch.device("cpu"))
+    loss, _ = train_step(model, images, targets, optimizer, scaler, "fp16", torch.device("cpu"))
     assert torch.isfinite(loss)  # the loss itself is fine; only its scaled gradients overflowed
     assert all(torch.equal(a, b) for a, b in zip(before, model.parameters()))  # the step was skipped
     assert scaler.get_scale() == 2.0**39  # and the scale halved
     scaler.update(2.0**8)
-    train_module._train_step(model, images, targets, optimizer, scaler, "fp16", torch.device("cpu"))
+    train_step(model, images, targets, optimizer, scaler, "fp16", torch.device("cpu"))
     assert not all(torch.equal(a, b) for a, b in zip(before, model.parameters()))  # a normal step updates
 
 
@@ -74,30 +77,33 @@ class _Interrupt(Exception):
     pass
 
 
+class _LargeInitialScale(Callback):
+    """fp16 runs start with a loss scale of 2**18: the first steps overflow and are skipped."""
+
+    def on_run_start(self, run):
+        if run.progress.epoch == 0:  # a resumed run keeps the scale its checkpoint holds
+            run.scaler.load_state_dict({**run.scaler.state_dict(), "scale": 2.0**18})
+
+
+class _StopAfterFirstEpoch(Callback):
+    def on_epoch_end(self, run, row):
+        raise _Interrupt  # the process "dies" right after its first checkpoint and metrics row
+
+
 @pytest.mark.slow
-def test_fp16_run_with_skipped_steps_resumes_bit_for_bit(tmp_path, monkeypatch):
+def test_fp16_run_with_skipped_steps_resumes_bit_for_bit(tmp_path):
     # A large initial scale: the first step overflows and is skipped; the checkpoint must carry the
     # reduced scale (and growth tracker) to the resumed run.
-    monkeypatch.setattr(train_module, "make_scaler", lambda amp, device: torch.amp.GradScaler(
-        "cpu", init_scale=2.0**18) if amp == "fp16" else None)
     cfg = dict(TINY, amp="fp16", epochs=3, time_steps=3)
-    train(TrainConfig(**cfg, out=str(tmp_path / "whole")))
-
-    real_save = train_module._save_epoch
-
-    def save_then_stop(*args, **kwargs):
-        real_save(*args, **kwargs)
-        raise _Interrupt  # the process "dies" right after its first checkpoint
-
-    monkeypatch.setattr(train_module, "_save_epoch", save_then_stop)
+    train(TrainConfig(**cfg, out=str(tmp_path / "whole")), callbacks=[_LargeInitialScale()])
     with pytest.raises(_Interrupt):
-        train(TrainConfig(**cfg, out=str(tmp_path / "killed")))
-    monkeypatch.setattr(train_module, "_save_epoch", real_save)
+        train(TrainConfig(**cfg, out=str(tmp_path / "killed")),
+              callbacks=[_LargeInitialScale(), _StopAfterFirstEpoch()])
     first = load_checkpoint(tmp_path / "killed" / "last.pt")
     assert first["epoch"] == 1 and first["config"]["amp"] == "fp16"
     assert first["scaler"]["scale"] < 2.0**18  # a step of epoch 1 was skipped, and the checkpoint knows
     torch.rand(7)  # the resumed run must not depend on the RNG state it starts in
-    train(TrainConfig(**cfg, out=str(tmp_path / "killed"), resume=True))
+    train(TrainConfig(**cfg, out=str(tmp_path / "killed"), resume=True), callbacks=[_LargeInitialScale()])
 
     a, b = load_checkpoint(tmp_path / "whole" / "last.pt"), load_checkpoint(tmp_path / "killed" / "last.pt")
     assert a["epoch"] == b["epoch"] == 3
@@ -108,15 +114,20 @@ def test_fp16_run_with_skipped_steps_resumes_bit_for_bit(tmp_path, monkeypatch):
         assert torch.equal(state["momentum_buffer"], b["optimizer"]["state"][index]["momentum_buffer"])
 
 
-def test_amp_auto_is_float32_on_a_cpu_and_bf16_is_refused_on_a_t4(tmp_path, monkeypatch):
+def test_amp_auto_is_float32_on_a_cpu_and_bf16_is_refused_on_a_t4(tmp_path, monkeypatch, capsys):
     train(TrainConfig(**TINY, epochs=1, time_steps=0, out=str(tmp_path / "a")))
     assert load_checkpoint(tmp_path / "a" / "last.pt")["config"]["amp"] == "off"
     assert load_checkpoint(tmp_path / "a" / "last.pt")["scaler"] is None
-    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda device=None: (7, 5))
-    monkeypatch.setattr(torch.cuda, "get_device_name", lambda device=None: "Tesla T4")
-    cfg = TrainConfig(**{**TINY, "device": "cpu"}, amp="bf16").resolved()
-    with pytest.raises(ValueError, match="use --amp fp16"):
-        train_module._check_run_options(cfg, train_module._Process(), torch.device("cuda", 0))
+    # A T4 (CUDA queries answered as one would), asked for bf16 on the command line.
+    for name, answer in (("is_available", lambda: True), ("device_count", lambda: 1), ("current_device", lambda: 0),
+                         ("set_device", lambda device: None), ("get_device_capability", lambda device=None: (7, 5)),
+                         ("get_device_name", lambda device=None: "Tesla T4")):
+        monkeypatch.setattr(torch.cuda, name, answer)
+    out = tmp_path / "t4"
+    argv = ["train", "--model-args", "k=4,r=1,n=1", "--device", "cuda", "--amp", "bf16", "--out", str(out)]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "--amp" in err and "use --amp fp16" in err and not out.exists()
 
 
 # --- the time projection ------------------------------------------------------------------------------
@@ -178,11 +189,24 @@ def test_gpu_data_trains_on_cifar_and_is_refused_for_the_digits(tmp_path, capsys
 
 
 def test_deterministic_run_sets_the_switches(tmp_path, monkeypatch):
-    calls = []
-    monkeypatch.setattr(train_module.accel, "set_determinism", lambda on, device: calls.append((on, device.type)))
-    train(TrainConfig(**TINY, epochs=1, time_steps=0, deterministic=True, out=str(tmp_path / "a")))
-    train(TrainConfig(**TINY, epochs=1, time_steps=0, out=str(tmp_path / "b")))
-    assert calls == [(True, "cpu"), (False, "cpu")]
+    monkeypatch.setenv("CUBLAS_WORKSPACE_CONFIG", "")  # (restored, or removed, after the test)
+    monkeypatch.delenv("CUBLAS_WORKSPACE_CONFIG")
+    seen = []
+
+    class Switches(Callback):
+        def on_run_start(self, run):
+            seen.append((torch.are_deterministic_algorithms_enabled(), torch.backends.cudnn.deterministic,
+                         os.environ.get("CUBLAS_WORKSPACE_CONFIG")))
+
+    was = (torch.are_deterministic_algorithms_enabled(), torch.backends.cudnn.deterministic)
+    try:
+        train(TrainConfig(**TINY, epochs=1, time_steps=0, deterministic=True, out=str(tmp_path / "a")),
+              callbacks=[Switches()])
+    finally:
+        torch.use_deterministic_algorithms(was[0])
+        torch.backends.cudnn.deterministic = was[1]
+    train(TrainConfig(**TINY, epochs=1, time_steps=0, out=str(tmp_path / "b")), callbacks=[Switches()])
+    assert seen[0] == (True, True, ":4096:8") and seen[1][:2] == was
 
 
 def test_more_processes_than_gpus_stop_with_a_clear_message(monkeypatch):
@@ -193,7 +217,7 @@ def test_more_processes_than_gpus_stop_with_a_clear_message(monkeypatch):
     monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
     monkeypatch.setattr(torch.cuda, "set_device", lambda device: pytest.fail("set_device before the check"))
     with pytest.raises(ValueError, match=r"LOCAL_RANK 1 has no GPU: this machine has 1 visible CUDA device"):
-        train_module._start_processes("cuda")
+        start_processes("cuda")
 
 
 def test_one_process_on_cuda_1_makes_it_the_current_device(monkeypatch):
@@ -201,18 +225,18 @@ def test_one_process_on_cuda_1_makes_it_the_current_device(monkeypatch):
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
     monkeypatch.setattr(torch.cuda, "set_device", lambda device: chosen.append(torch.device(device)))
-    proc, device = train_module._start_processes("cuda:1")
+    proc, device = start_processes("cuda:1")
     assert device == torch.device("cuda:1") and chosen == [torch.device("cuda:1")] and proc.world_size == 1
 
 
 def test_test_loader_workers_do_not_persist_and_workers_follow_the_affinity(tmp_path, monkeypatch):
     write_tiny_cifar(tmp_path, "cifar10", per_file=4)
-    monkeypatch.setattr(train_module.accel.os, "sched_getaffinity", lambda pid: {0, 1}, raising=False)
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1}, raising=False)
     cfg = TrainConfig(dataset="cifar10", data_dir=str(tmp_path), verify_data=False, download=False,
                       batch_size=8, device="cpu").resolved()
     assert cfg.workers == 2  # Colab's two CPUs, whatever os.cpu_count() says
-    spec = train_module._build_data(cfg, train_module._Process())
-    loaders = train_module._build_loaders(spec, cfg, train_module._Process(), torch.device("cpu"))
+    spec = build_data(cfg, Process())
+    loaders = build_loaders(spec, cfg, Process(), torch.device("cpu"))
     assert loaders.train.num_workers == loaders.test.num_workers == 2
     # Training workers live across epochs; test workers would sit idle through every training epoch.
     assert loaders.train.persistent_workers and not loaders.test.persistent_workers

@@ -18,6 +18,8 @@ import torch
 from torch import Tensor
 from torch.utils.data import Dataset, Sampler
 
+from .constants import IMAGENET_EIGVAL, IMAGENET_EIGVEC
+
 __all__ = [
     "IMAGENET_EIGVAL",
     "IMAGENET_EIGVEC",
@@ -27,14 +29,6 @@ __all__ = [
     "sample_seed",
 ]
 
-# Eigenvalues and eigenvectors (columns) of the covariance of ImageNet's RGB pixels in [0, 1],
-# as AlexNet and fb.resnet.torch use them.
-IMAGENET_EIGVAL = (0.2175, 0.0188, 0.0045)
-IMAGENET_EIGVEC = (
-    (-0.5675, 0.7192, 0.4009),
-    (-0.5808, -0.0045, -0.8140),
-    (-0.5836, -0.6948, 0.4203),
-)
 
 
 class Lighting(torch.nn.Module):
