@@ -22,6 +22,7 @@ matplotlib.use("Agg")  # files only, no window
 import matplotlib.pyplot as plt  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
+from seqlite.analysis import seqconv_layers  # noqa: E402
 from seqlite.checkpoint import load_checkpoint  # noqa: E402
 from seqlite.registry import create_model  # noqa: E402
 from seqlite.viz import (  # noqa: E402
@@ -30,7 +31,6 @@ from seqlite.viz import (  # noqa: E402
     plot_training_curves,
     plot_weight_heatmap,
     plot_window_mask,
-    seqconv_layers,
 )
 
 ASSETS = Path(__file__).resolve().parent

@@ -26,10 +26,6 @@ from .layers import SeqConv2d
 from .spec import SeqConvSpec, window_mask
 from .train.run_folder import read_metrics
 
-# Names that lived here before seqlite.analysis had them; still importable from here.
-from .analysis import group_connectivity, layer_costs, seqconv_layers  # noqa: F401, E402  isort: skip
-from .spec import plain_conv_param_count  # noqa: F401, E402  isort: skip
-
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
     from matplotlib.figure import Figure

@@ -15,7 +15,7 @@ import torch
 from matplotlib.patches import FancyArrowPatch, FancyBboxPatch
 from torch import nn
 
-from seqlite import viz
+from seqlite import analysis, viz
 from seqlite.complexity import count_flops, count_params
 from seqlite.layers import SeqConv2d, window_mask
 from seqlite.seqresnet import seqresnet_cifar
@@ -46,8 +46,8 @@ def test_group_connectivity_by_hand():
     expected = torch.tensor(
         [[1, 0, 0, 0], [1, 1, 0, 0], [0, 1, 1, 0], [0, 0, 1, 1]], dtype=torch.float32
     )
-    torch.testing.assert_close(viz.group_connectivity(16, 32, 8, 16), expected)
-    torch.testing.assert_close(viz.group_connectivity(16, 32, 8), torch.ones(4, 4).tril())
+    torch.testing.assert_close(analysis.group_connectivity(16, 32, 8, 16), expected)
+    torch.testing.assert_close(analysis.group_connectivity(16, 32, 8), torch.ones(4, 4).tril())
 
 
 def test_exploded_view_draws_one_arrow_per_connection():
@@ -113,7 +113,7 @@ def test_exploded_view_rejects_bad_config(bad):
 @pytest.mark.parametrize("bottleneck", [False, True])
 def test_param_growth_matches_built_layers(window, bottleneck):
     widths = [8, 24, 40]
-    counts = viz.param_growth(16, 8, window, widths, bottleneck)
+    counts = analysis.param_growth(16, 8, window, widths, bottleneck)
     w = 16 if window is None else window
     for i, width in enumerate(widths):
         assert counts["dense"][i] == count_params(SeqConv2d(16, width, 8, bottleneck=bottleneck))
@@ -124,7 +124,7 @@ def test_param_growth_matches_built_layers(window, bottleneck):
 
 def test_param_growth_is_quadratic_for_dense_and_linear_for_windowed():
     widths = list(range(32, 321, 32))  # past the window, every group sees 32 channels
-    counts = viz.param_growth(32, 8, 32, widths)
+    counts = analysis.param_growth(32, 8, 32, widths)
     dense2 = np.diff(counts["dense"], 2)
     assert (dense2 > 0).all() and len(set(dense2)) == 1  # constant positive 2nd difference
     assert (np.diff(counts["windowed"], 2) == 0).all()
@@ -152,7 +152,7 @@ def test_plot_param_growth_labels_plain_numbers_without_offset():
 
 
 def test_layer_costs_match_built_layers_and_flop_counter():
-    rows = {r["layer"]: r for r in viz.layer_costs(16, 8, subgroups=2, spatial=(6, 6))}
+    rows = {r["layer"]: r for r in analysis.layer_costs(16, 8, subgroups=2, spatial=(6, 6))}
     built = {
         "plain 3x3 conv": nn.Sequential(nn.Conv2d(16, 16, 3, padding=1, bias=False), nn.BatchNorm2d(16)),
         "windowed SeqConv": SeqConv2d(16, 16, 8, window=16),
@@ -174,11 +174,11 @@ def test_layer_costs_match_built_layers_and_flop_counter():
 
 
 def test_layer_costs_dense_rows_and_errors():
-    names = [r["layer"] for r in viz.layer_costs(16, 8, windowed=False)]
+    names = [r["layer"] for r in analysis.layer_costs(16, 8, windowed=False)]
     assert names == ["plain 3x3 conv", "dense SeqConv", "dense SeqConv-B"]
     with pytest.raises(ValueError, match="subgroups"):
-        viz.layer_costs(16, 8, subgroups=3)
-    fig = viz.plot_cost_comparison(viz.layer_costs(16, 8))
+        analysis.layer_costs(16, 8, subgroups=3)
+    fig = viz.plot_cost_comparison(analysis.layer_costs(16, 8))
     assert len(fig.axes[0].patches) == 3
 
 
@@ -251,7 +251,7 @@ def test_weight_heatmap_options():
 
 def test_seqconv_layers_lists_every_layer_in_order():
     model = seqresnet_cifar(4, 1, 1)
-    names = [name for name, _ in viz.seqconv_layers(model)]
+    names = [name for name, _ in analysis.seqconv_layers(model)]
     # dense first layer, 2 per residual block x 3 stages, 2 extension layers
     assert len(names) == 9
     assert names[0] == "seqconv1" and names[1].endswith("layer_a") and names[2].endswith("layer_b")
