@@ -59,6 +59,9 @@ def resnet50_macs():
 
 @pytest.mark.parametrize("name", sorted(PAPER_FLOP_RATIOS))
 def test_flop_ratios_to_resnet50(name, resnet50_macs):
+    """The paper's ratios, against torchvision's ResNet-50 (v1.5). Not like for like: the paper's ResNet-50 is
+    v1 (3.86 G), and against v1 our ratios are 5-6% higher, as are our absolute counts; the two offsets cancel
+    here (notebook 06 shows both). The test keeps the README's table and the counts from drifting."""
     ratio = count_flops(create_model(name), (3, 224, 224)) / resnet50_macs
     paper = PAPER_FLOP_RATIOS[name]
     assert abs(ratio / paper - 1) < 0.02, f"{name}: {ratio:.3f} vs paper {paper:.3f}"
