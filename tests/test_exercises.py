@@ -363,6 +363,48 @@ def Cheat(model):
 """,
         },
     ),
+    "09 the plain twin": (
+        "09_drop_in_layer.ipynb",
+        ["4468a63b", "35064fae", "cc12f637", "p09-build", "p09-build-check", "p09-build-sol"],
+        "check_plain_twin",
+        {
+            "calls plain_twin": """
+def Cheat(model):
+    return plain_twin(model)
+""",
+            "builds the library's PlainConv2d": """
+import copy
+from seqlite import PlainConv2d
+
+def Cheat(model):
+    twin = copy.deepcopy(model)
+    for i, layer in enumerate(twin):
+        if isinstance(layer, SeqConv2d):
+            twin[i] = PlainConv2d(layer.in_channels, layer.out_channels)
+    return twin
+""",
+            "replaces each layer with the private helper": """
+import copy
+from seqlite.twin import _twin_layer
+
+def Cheat(model):
+    twin = copy.deepcopy(model)
+    for i, layer in enumerate(twin):
+        if isinstance(layer, SeqConv2d):
+            twin[i] = _twin_layer(layer, False)
+    return twin
+""",
+            "lets the private walker replace them": """
+import copy
+import seqlite.twin
+
+def Cheat(model):
+    twin = copy.deepcopy(model)
+    seqlite.twin._replace(twin)
+    return twin
+""",
+        },
+    ),
 }
 
 
