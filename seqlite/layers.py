@@ -96,7 +96,11 @@ class SeqConv2d(nn.Module):
         in_channels, out_channels, k, window, bottleneck, subgroups: the layer's shape,
             as :class:`SeqConvSpec` (``SeqConv2d.from_spec(spec)`` takes one).
             ``g = out_channels / k`` groups, each producing ``k`` channels.
-        drop_rate: ``Dropout2d`` probability on each group's input view (paper 4.2).
+        drop_rate: dropout probability on each group's input view. Rate and placement are
+            paper 4.2's (0.1 before every SeqConv layer but the first); the paper cites
+            standard dropout (Srivastava et al. 2014). Channel-wise ``Dropout2d`` (whole
+            feature maps) drawn separately for each group's view is seqlite's choice, not
+            the paper's.
 
     Calling the layer returns the activated output, so it replaces a
     Conv2d+BN+ReLU of the same width. :meth:`forward_residual` returns both outputs
@@ -148,7 +152,8 @@ class SeqConv2d(nn.Module):
 
         1. its view of ``[x_0, x_1, ..., x_{i-1}]``: every channel (Eq. 1), or the most
            recent ``w`` channels (Eq. 2; :attr:`SeqConvSpec.views`);
-        2. ``Dropout2d`` on the view (training only, paper 4.2);
+        2. dropout on the view (training only; rate and placement from paper 4.2, which
+           cites standard dropout; channel-wise ``Dropout2d`` per view is our choice, not the paper's);
         3. ``F_i`` up to its last convolution (Conv3x3, or Conv1x1-BN-ReLU-Conv3x3 for "B");
         4. with a ``shortcut`` (the residual stream, ``out_channels`` wide), plus its
            ``k``-channel slice ``i``: the pre-activation identity mapping of Fig. 2. This

@@ -327,6 +327,84 @@ def Cheat(layer_b, x, s):
 """,
         },
     ),
+    "07 the paper's recipe in torch": (
+        "07_training_on_a_gpu.ipynb",
+        ["b06083e9", "3c08030f", "p07-build", "p07-build-check", "p07-build-sol"],
+        "check_paper_recipe",
+        {
+            "calls build_optimizer and build_scheduler": """
+def Cheat(model):
+    cfg = TrainConfig(dataset="cifar10", recipe="paper")
+    optimizer = build_optimizer(model, cfg)
+    return optimizer, build_scheduler(optimizer, cfg)
+""",
+            "reads the numbers from recipe_for": """
+def Cheat(model):
+    r = recipe_for("paper", "cifar10")
+    optimizer = torch.optim.SGD(model.parameters(), lr=r.lr, momentum=r.momentum, nesterov=r.nesterov,
+                                weight_decay=r.weight_decay)
+    return optimizer, torch.optim.lr_scheduler.MultiStepLR(optimizer, [r.epochs // 2, r.epochs * 3 // 4], 0.1)
+""",
+            "resolves a run configuration": """
+import seqlite.train
+
+def Cheat(model):
+    cfg = seqlite.train.TrainConfig(dataset="cifar10", recipe="paper").resolved()
+    optimizer = torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=0.9, nesterov=True, weight_decay=1e-4)
+    return optimizer, torch.optim.lr_scheduler.MultiStepLR(optimizer, [cfg.epochs // 2, cfg.epochs * 3 // 4], 0.1)
+""",
+            "builds a Recipe and hands it to the library": """
+from seqlite.train.recipe import Recipe
+
+def Cheat(model):
+    recipe = Recipe(300, 64, "milestones")
+    optimizer = build_optimizer(model, recipe)
+    return optimizer, build_scheduler(optimizer, recipe)
+""",
+        },
+    ),
+    "09 the plain twin": (
+        "09_drop_in_layer.ipynb",
+        ["4468a63b", "35064fae", "cc12f637", "p09-build", "p09-build-check", "p09-build-sol"],
+        "check_plain_twin",
+        {
+            "calls plain_twin": """
+def Cheat(model):
+    return plain_twin(model)
+""",
+            "builds the library's PlainConv2d": """
+import copy
+from seqlite import PlainConv2d
+
+def Cheat(model):
+    twin = copy.deepcopy(model)
+    for i, layer in enumerate(twin):
+        if isinstance(layer, SeqConv2d):
+            twin[i] = PlainConv2d(layer.in_channels, layer.out_channels)
+    return twin
+""",
+            "replaces each layer with the private helper": """
+import copy
+from seqlite.twin import _twin_layer
+
+def Cheat(model):
+    twin = copy.deepcopy(model)
+    for i, layer in enumerate(twin):
+        if isinstance(layer, SeqConv2d):
+            twin[i] = _twin_layer(layer, False)
+    return twin
+""",
+            "lets the private walker replace them": """
+import copy
+import seqlite.twin
+
+def Cheat(model):
+    twin = copy.deepcopy(model)
+    seqlite.twin._replace(twin)
+    return twin
+""",
+        },
+    ),
 }
 
 
