@@ -20,7 +20,8 @@ a layer runs while its ``fast`` attribute is true (the default):
   block, its outputs are pushed to all later groups that see them with one convolution.
   Nothing of size ``g x view`` is ever built, so activation memory grows linearly with
   the number of groups.
-* Dropout (``Dropout2d`` on each group's view, paper 4.2) differs per group, so it cannot
+* Dropout (``Dropout2d`` on each group's view: rate and placement from paper 4.2, channel-wise per
+  view is seqlite's choice) differs per group, so it cannot
   be applied to a shared source: every group's mask is drawn first (the same calls, in
   the same order, as the per-group loop makes) and folded into per-sample weights.
 

@@ -48,7 +48,8 @@ class PlainConv2d(nn.Module):
     returns ``(raw, activated)`` and adds a shortcut to the raw convolution output before BN,
     the pre-activation identity mapping of the residual block (Fig. 2), which the SeqConv
     layer adds group by group at the same place. ``drop_rate`` is the SeqConv layer's channel
-    dropout (paper 4.2), drawn once on the input instead of once per group view.
+    dropout (rate from paper 4.2; channel-wise is seqlite's choice), drawn once on the input
+    instead of once per group view.
     """
 
     def __init__(self, in_channels: int, out_channels: int, *, drop_rate: float = 0.0):

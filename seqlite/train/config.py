@@ -79,8 +79,9 @@ class TrainConfig:
     recipe: str = option(
         "paper",
         "paper: SGD Nesterov 0.9, wd 1e-4, lr 0.1, CIFAR 300 epochs batch 64 lr/10 at 50% and 75%, ImageNet 100 "
-        "epochs batch 256 lr/10 every 30; short (CIFAR, fits a Colab session): 40 epochs batch 128, lr 0.2 after "
-        "3 warm-up epochs, cosine, wd 5e-4; quick: paper optimiser, short cosine schedule", choices=RECIPES,
+        "epochs batch 256 lr/10 every 30; short (CIFAR, meant to fit a Colab session): 40 epochs batch 128, "
+        "lr 0.2 after 3 warm-up epochs, cosine, wd 5e-4; quick: paper optimiser, short cosine schedule",
+        choices=RECIPES,
         identity=True)
     epochs: int | None = option(None, "default: the recipe's", check=checks.positive_int, identity=True)
     batch_size: int | None = option(None, "global batch size, split over torchrun processes (default: the recipe's)",
