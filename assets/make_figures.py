@@ -80,7 +80,9 @@ def trained_figures() -> None:
     layers = dict(seqconv_layers(model))
     fig, axes = plt.subplots(1, len(HEATMAP_LAYERS), figsize=(15, 4.2), layout="constrained")
     for ax, name in zip(axes, HEATMAP_LAYERS):
-        plot_weight_heatmap(layers[name], ax=ax, title=name)
+        # BN-folded (seqlite.analysis.weight_usage): each group's BN rescales its conv, so raw |w| of two rows
+        # is not comparable; the checkpoint is trained, so its BN statistics are real.
+        plot_weight_heatmap(layers[name], ax=ax, title=name, fold_bn=True)
     save(fig, "weight_heatmaps.png")
 
     save(plot_training_curves(RUN / "metrics.csv", title="SeqResNet k=8, r=2, N=1 on the embedded digits"),

@@ -2,11 +2,11 @@
 
 Which group reads which (:func:`group_connectivity`), the source groups of Fig. 5
 (:func:`source_groups`) and how much weight each target puts on each source
-(:func:`weight_usage`), parameter growth with the width (:func:`param_growth`, paper 3.1) and the
-cost of the layer variants (:func:`layer_costs`, paper 3.1-3.2), the SeqConv layers of a model
-(:func:`seqconv_layers`). Plain functions of a layer or its shape, so they can be tested and
-printed without matplotlib; :mod:`seqlite.viz` draws them, :mod:`seqlite.depths` and
-:mod:`seqlite.widgets` build on them.
+(:func:`weight_usage`, raw or with each group's BN folded in: :func:`bn_fold_scale`), parameter
+growth with the width (:func:`param_growth`, paper 3.1) and the cost of the layer variants
+(:func:`layer_costs`, paper 3.1-3.2), the SeqConv layers of a model (:func:`seqconv_layers`).
+Plain functions of a layer or its shape, so they can be tested and printed without matplotlib;
+:mod:`seqlite.viz` draws them, :mod:`seqlite.depths` and :mod:`seqlite.widgets` build on them.
 """
 
 from __future__ import annotations
@@ -18,10 +18,19 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from .layers import SeqConv2d
+from .checks import boolean
+from .layers import GroupTransform, SeqConv2d
 from .spec import SeqConvSpec, plain_conv_param_count, seqconv_param_count
 
-__all__ = ["group_connectivity", "layer_costs", "param_growth", "seqconv_layers", "source_groups", "weight_usage"]
+__all__ = [
+    "bn_fold_scale",
+    "group_connectivity",
+    "layer_costs",
+    "param_growth",
+    "seqconv_layers",
+    "source_groups",
+    "weight_usage",
+]
 
 
 def group_connectivity(in_channels: int, out_channels: int, k: int, window: int | None = None) -> Tensor:
@@ -66,7 +75,31 @@ def source_groups(in_channels: int, out_channels: int, k: int) -> list[tuple[str
     return groups
 
 
-def weight_usage(layer: SeqConv2d) -> Tensor:
+def bn_fold_scale(bn: nn.BatchNorm2d) -> Tensor:
+    """Per-channel factor ``gamma / sqrt(running_var + eps)`` by which ``bn`` multiplies its input.
+
+    In evaluation a BN computes ``scale * (z - running_mean) + beta``: a convolution whose
+    output ``z`` it normalises acts, after it, with its weights multiplied by ``scale``
+    channel by channel ("folding" the BN into the conv). ``gamma`` is 1 when the BN is not
+    affine. Raises ``ValueError`` when the BN keeps no running statistics.
+    """
+    if not isinstance(bn, nn.BatchNorm2d):
+        raise ValueError(f"bn must be a BatchNorm2d, got {type(bn).__name__}")
+    if bn.running_var is None:
+        raise ValueError("bn keeps no running statistics (track_running_stats=False): nothing to fold")
+    with torch.no_grad():
+        scale = (bn.running_var.detach().float().cpu() + bn.eps).rsqrt()
+        if bn.weight is not None:
+            scale = scale * bn.weight.detach().float().cpu()
+    return scale
+
+
+def _first_bn(transform: GroupTransform) -> nn.BatchNorm2d:
+    """The BN that normalises the output of ``transform.first_conv`` (see :func:`weight_usage`)."""
+    return transform.reduce_bn if transform.bottleneck else transform.bn
+
+
+def weight_usage(layer: SeqConv2d, *, fold_bn: bool = False) -> Tensor:
     """Fig. 5's numbers: mean absolute weight of ``F_i``'s first conv over each source group.
 
     Returns a ``(g, S)`` float tensor: row ``i - 1`` is target group ``i``, column ``j``
@@ -76,14 +109,36 @@ def weight_usage(layer: SeqConv2d) -> Tensor:
     over the source's channels that lie in group ``i``'s view, divided by the number of
     those weights (as DenseNet's Fig. 5). NaN where the source is outside the view.
     Unnormalised; :func:`seqlite.viz.plot_weight_heatmap` normalises for display.
+
+    ``fold_bn=True`` first multiplies each output channel of the first conv by the scale
+    ``gamma / sqrt(running_var + eps)`` of the BN that normalises it (:func:`bn_fold_scale`).
+    Every group's first conv feeds its *own* BN (paper 3.1: ``F_i`` is Conv-BN-ReLU), and a
+    BN undoes any rescaling of the conv before it: weights ``c w`` give the same ``x_i`` as
+    ``w`` once the BN's statistics have followed. So raw ``|w|`` can be compared within a
+    row (one conv, one BN) but not between rows, nor between layers; the folded weights are
+    what reaches ``x_i``, and are comparable. Which BN is folded:
+
+    * basic ``F_i``: ``transform.bn``, the BN after the 3x3 conv. In the residual block's
+      layer B (Fig. 2) the shortcut slice is added between the conv and this BN; a BN is
+      affine per channel, so ``BN(conv(v) + s)`` still passes the conv's term on multiplied
+      by the same scale, and folding it is exact for the conv's weights (its
+      ``running_var`` is that of the sum);
+    * SeqConv-B: ``transform.reduce_bn``, the BN right after the 1x1 reduction.
+
+    The running statistics are used, so fold a trained model, or one whose statistics were
+    estimated on data (``torch.optim.swa_utils.update_bn``): a freshly built BN has
+    ``running_var = 1``, and folding it changes nothing but a common factor.
     """
     if not isinstance(layer, SeqConv2d):
         raise ValueError(f"layer must be a seqlite SeqConv2d, got {type(layer).__name__}")
+    fold_bn = boolean("fold_bn", fold_bn)
     sources = source_groups(layer.in_channels, layer.out_channels, layer.k)
     usage = torch.full((layer.num_groups, len(sources)), float("nan"))
     with torch.no_grad():
         for i, (transform, (start, stop)) in enumerate(zip(layer.transforms, layer.views)):
             weight = transform.first_conv.weight.detach().float().cpu()
+            if fold_bn:
+                weight = weight * bn_fold_scale(_first_bn(transform)).view(-1, 1, 1, 1)
             for j, (_, lo, hi) in enumerate(sources):
                 lo, hi = max(lo, start), min(hi, stop)
                 if lo < hi:

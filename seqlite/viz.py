@@ -358,25 +358,41 @@ def plot_cost_comparison(rows: Sequence[Mapping[str, Any]], ax: Axes | None = No
 
 
 _NORMALIZATIONS = ("max", "row")
+# Cells outside a group's view: hatched mid-grey, a colour coolwarm never takes (its midpoint,
+# "used half as much as the maximum", is near white, the paper's colour for "not in the view").
+BLANK_FACE = "0.55"
+BLANK_HATCH = "0.3"
+BLANK_LABEL = "not in the view"
 
 
 def plot_weight_heatmap(
-    layer: SeqConv2d, ax: Axes | None = None, *, normalize: str = "max", title: str | None = None
+    layer: SeqConv2d,
+    ax: Axes | None = None,
+    *,
+    normalize: str = "max",
+    title: str | None = None,
+    fold_bn: bool = False,
 ) -> Figure:
     """Fig. 5: the weight usage of one (W)SeqConv layer as a heatmap, target vs source group.
 
     Rows are target groups ``F_1 .. F_g``, columns the source groups of
-    :func:`source_groups`; white where the source is outside the target's view.
+    :func:`~seqlite.analysis.source_groups`; the numbers are
+    :func:`~seqlite.analysis.weight_usage` (``fold_bn`` is passed on: ``True`` folds each
+    group's BN scale into its first conv, which makes rows comparable).
 
     Normalisation (our choice; the paper only says "normalized weights"):
     ``normalize="max"`` (default) divides every value by the layer's largest one, so
     1 (red) is the most-used source of the whole layer and 0 (blue) an unused one;
     ``normalize="row"`` divides each target group's row by its own largest value, to
     compare how each group spreads its weights. The colour scale is fixed to [0, 1].
+
+    Sources outside a target's view are drawn hatched grey, with a legend patch "not in
+    the view": the paper draws them white, but coolwarm's midpoint (half the maximum) is
+    nearly white too. The colour bar says what is shown (raw or BN-folded, which maximum).
     """
     if normalize not in _NORMALIZATIONS:
         raise ValueError(f"normalize must be one of {_NORMALIZATIONS}, got {normalize!r}")
-    usage = weight_usage(layer)
+    usage = weight_usage(layer, fold_bn=fold_bn)
     known = usage.nan_to_num(0.0)
     scale = known.max() if normalize == "max" else known.amax(dim=1, keepdim=True)
     normed = usage / scale.clamp_min(torch.finfo(usage.dtype).tiny)
@@ -384,8 +400,12 @@ def plot_weight_heatmap(
     g, s = normed.shape
     fig, ax = _new_axes(ax, (min(12.0, 3.0 + 0.35 * s), min(10.0, 2.2 + 0.35 * g)))
     import matplotlib
+    from matplotlib.patches import Patch, Rectangle
 
-    cmap = matplotlib.colormaps["coolwarm"].with_extremes(bad="white")
+    # NaN cells are transparent, so the hatched rectangle under the image shows through them.
+    cmap = matplotlib.colormaps["coolwarm"].with_extremes(bad=(0.0, 0.0, 0.0, 0.0))
+    blank = dict(facecolor=BLANK_FACE, edgecolor=BLANK_HATCH, hatch="///", linewidth=0.0)
+    ax.add_patch(Rectangle((-0.5, -0.5), s, g, zorder=-1, gid="not-in-view", **blank))
     image = ax.imshow(normed.numpy(), cmap=cmap, vmin=0.0, vmax=1.0, interpolation="nearest", aspect="auto")
     # Label every group up to 24 (Fig. 5's layers have at most 23 sources at r=4); thin out beyond.
     step = max(1, math.ceil(s / 24))
@@ -394,8 +414,11 @@ def plot_weight_heatmap(
     ax.set_yticks(range(0, g, ystep), [f"$F_{{{i + 1}}}$" for i in range(0, g, ystep)], fontsize=9)
     ax.set_xlabel("source feature group", fontsize=9)
     ax.set_ylabel("target group", fontsize=9)
+    # Upper right: F_1 never sees x_{g-1}, so for g > 1 the legend sits on blank cells.
+    ax.legend(handles=[Patch(label=BLANK_LABEL, **blank)], loc="upper right", fontsize=7, framealpha=0.9)
     bar = fig.colorbar(image, ax=ax, shrink=0.8)
-    bar.set_label(f"mean |w| / {'layer' if normalize == 'max' else 'row'} max", fontsize=9)
+    measure = "BN-folded mean |w|" if fold_bn else "raw mean |w| (not BN-folded)"
+    bar.set_label(f"{measure} / {'layer' if normalize == 'max' else 'row'} max", fontsize=9)
     kind = "dense" if layer.window is None else f"window {layer.window}"
     ax.set_title(title or f"Weight usage (Fig. 5): in={layer.in_channels}, k={layer.k}, {kind}", fontsize=10)
     return fig

@@ -236,12 +236,14 @@ class LayerPicker(Panel):
     The dropdown lists :func:`seqlite.analysis.seqconv_layers` by name; it starts at the
     first residual block's second layer (``layer_b``), the layer the paper plots, when
     there is one. Pairs whose weights are not finite (a diverged model) are counted and
-    named in the text instead of breaking the panel.
+    named in the text instead of breaking the panel. ``fold_bn`` is passed to
+    :func:`seqlite.analysis.weight_usage` and :func:`seqlite.viz.plot_weight_heatmap`:
+    ``True`` folds each group's BN scale into its first conv (comparable rows).
     """
 
     css_name = "layer-picker"
 
-    def __init__(self, model: nn.Module, normalize: str = "max"):
+    def __init__(self, model: nn.Module, normalize: str = "max", fold_bn: bool = False):
         if not isinstance(model, nn.Module):
             raise ValueError(f"model must be a torch.nn.Module, got {type(model).__name__}")
         self.layers = dict(analysis.seqconv_layers(model))
@@ -249,6 +251,7 @@ class LayerPicker(Panel):
             raise ValueError(f"model must contain at least one SeqConv2d layer; {type(model).__name__} has none")
         if normalize not in ("max", "row"):
             raise ValueError(f"normalize must be 'max' or 'row', got {normalize!r}")
+        self.fold_bn = boolean("fold_bn", fold_bn)
         names = list(self.layers)
         start = next((n for n in names if n.endswith("layer_b")), names[0])
         self.layer = widgets.Dropdown(options=names, value=start, description="SeqConv layer")
@@ -260,13 +263,14 @@ class LayerPicker(Panel):
 
     def describe(self) -> str:
         layer = self.layers[self.layer.value]
-        usage = analysis.weight_usage(layer)
+        usage = analysis.weight_usage(layer, fold_bn=self.fold_bn)
         in_view = _pairs_in_view(layer)
         finite = usage[in_view & usage.isfinite()]
         pairs, broken = int(in_view.sum()), int(in_view.sum()) - finite.numel()
         text = f"<b>{html.escape(self.layer.value)}</b>: {html.escape(layer.extra_repr())}<br>"
         if finite.numel():
-            text += f"mean |w| per (target, source) pair: min {finite.min():.4f}, max {finite.max():.4f}, "
+            measure = "BN-folded mean |w|" if self.fold_bn else "raw mean |w| (not BN-folded)"
+            text += f"{measure} per (target, source) pair: min {finite.min():.4f}, max {finite.max():.4f}, "
         text += f"{pairs} pairs in view"
         if broken:
             text += (
@@ -280,12 +284,14 @@ class LayerPicker(Panel):
         with warnings.catch_warnings():
             # All-NaN usage makes numpy/matplotlib warn while drawing; the text already says why.
             warnings.simplefilter("ignore", RuntimeWarning)
-            return viz.plot_weight_heatmap(layer, normalize=self.normalize.value, title=self.layer.value)
+            return viz.plot_weight_heatmap(
+                layer, normalize=self.normalize.value, title=self.layer.value, fold_bn=self.fold_bn
+            )
 
 
-def layer_picker(model: nn.Module, normalize: str = "max") -> LayerPicker:
-    """A :class:`LayerPicker` over every SeqConv2d layer of ``model`` (notebook 08)."""
-    return LayerPicker(model, normalize)
+def layer_picker(model: nn.Module, normalize: str = "max", fold_bn: bool = False) -> LayerPicker:
+    """A :class:`LayerPicker` over every SeqConv2d layer of ``model`` (notebook 08); ``fold_bn`` as there."""
+    return LayerPicker(model, normalize, fold_bn)
 
 
 class DepthsPanel(Panel):

@@ -405,6 +405,37 @@ def Cheat(model):
 """,
         },
     ),
+    "08 Fig. 5's weight usage": (
+        "08_weight_heatmaps.ipynb",
+        ["b1893f3c", "p08-build", "p08-build-check", "p08-build-sol"],
+        "check_weight_usage",
+        {
+            "calls the library's weight_usage": """
+def Cheat(layer):
+    return weight_usage(layer)
+""",
+            "reaches it through its module": """
+import seqlite.analysis
+
+def Cheat(layer):
+    return seqlite.analysis.weight_usage(layer, fold_bn=False)
+""",
+            "takes the columns from source_groups": """
+from seqlite.analysis import source_groups
+
+def Cheat(layer):
+    sources = source_groups(layer.in_channels, layer.out_channels, layer.k)
+    usage = torch.full((len(layer.transforms), len(sources)), float("nan"))
+    for i, (transform, (start, stop)) in enumerate(zip(layer.transforms, layer.views)):
+        weight = transform.first_conv.weight.detach()
+        for j, (_, lo, hi) in enumerate(sources):
+            lo, hi = max(lo, start), min(hi, stop)
+            if lo < hi:
+                usage[i, j] = weight[:, lo - start:hi - start].abs().mean()
+    return usage
+""",
+        },
+    ),
 }
 
 

@@ -12,6 +12,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pytest
 import torch
+from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.patches import FancyArrowPatch, FancyBboxPatch
 from torch import nn
 
@@ -184,8 +185,8 @@ def test_layer_costs_dense_rows_and_errors():
 
 def test_source_groups_split_x0_from_its_end():
     expected = [("x_{-2}", 0, 1), ("x_{-1}", 1, 3), ("x_{0}", 3, 5), ("x_{1}", 5, 7), ("x_{2}", 7, 9)]
-    assert viz.source_groups(5, 6, 2) == expected
-    assert [s[1:] for s in viz.source_groups(4, 4, 2)] == [(0, 2), (2, 4), (4, 6)]
+    assert analysis.source_groups(5, 6, 2) == expected
+    assert [s[1:] for s in analysis.source_groups(4, 4, 2)] == [(0, 2), (2, 4), (4, 6)]
 
 
 def _layer_with_channel_weights(in_channels, out_channels, k, window, bottleneck=False):
@@ -201,7 +202,7 @@ def _layer_with_channel_weights(in_channels, out_channels, k, window, bottleneck
 def test_weight_usage_by_hand_windowed():
     # in=4, k=2, g=3, window=4. Sources: x_-1 = ch 0-1, x_0 = ch 2-3, x_1 = ch 4-5, x_2 = ch 6-7.
     # Views: F1 [0, 4), F2 [2, 6), F3 [4, 8). Weight of channel c in F_i: (c + 1) * i in magnitude.
-    usage = viz.weight_usage(_layer_with_channel_weights(4, 6, 2, window=4))
+    usage = analysis.weight_usage(_layer_with_channel_weights(4, 6, 2, window=4))
     nan = math.nan
     expected = torch.tensor(
         [
@@ -215,18 +216,95 @@ def test_weight_usage_by_hand_windowed():
 
 def test_weight_usage_partial_groups_and_bottleneck():
     # in=5, k=2, dense, bottleneck: sources x_-2 = ch 0, x_-1 = ch 1-2, x_0 = ch 3-4, x_1 = ch 5-6.
-    usage = viz.weight_usage(_layer_with_channel_weights(5, 4, 2, window=None, bottleneck=True))
+    usage = analysis.weight_usage(_layer_with_channel_weights(5, 4, 2, window=None, bottleneck=True))
     expected = torch.tensor([[1.0, 2.5, 4.5, math.nan], [2.0, 5.0, 9.0, 13.0]])
     torch.testing.assert_close(usage, expected, equal_nan=True)
     # A window of 3 cuts x_-1 in half for F1 ([2, 5)) and F2 ([4, 7)) sees half of x_0.
-    usage = viz.weight_usage(_layer_with_channel_weights(5, 4, 2, window=3))
+    usage = analysis.weight_usage(_layer_with_channel_weights(5, 4, 2, window=3))
     expected = torch.tensor([[math.nan, 3.0, 4.5, math.nan], [math.nan, math.nan, 5.0 * 2, 6.5 * 2]])
     torch.testing.assert_close(usage, expected, equal_nan=True)
 
 
+def _with_bn_statistics(layer, seed=0):
+    """``layer`` with random BN scales and running variances, as training leaves them."""
+    generator = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for t in layer.transforms:
+            for bn in (t.bn, getattr(t, "reduce_bn", None)):
+                if bn is not None:
+                    bn.weight.copy_(torch.rand(bn.num_features, generator=generator) * 2 - 0.5)
+                    bn.running_var.copy_(torch.rand(bn.num_features, generator=generator) * 4 + 0.1)
+    return layer
+
+
+def test_weight_usage_fold_bn_by_hand():
+    # Hand values of test_weight_usage_by_hand_windowed; F_i's BN scales output channel o by
+    # gamma / sqrt(var + eps) = (o + 1) * i / 2 (gamma = (o + 1) * i, var = 4, eps = 0): all k = 2 channels
+    # of one source share |w|, so the mean |w| of F_i gains the factor mean(1, 2) * i / 2 = 0.75 i.
+    layer = _layer_with_channel_weights(4, 6, 2, window=4)
+    with torch.no_grad():
+        for i, t in enumerate(layer.transforms, start=1):
+            t.bn.weight.copy_(torch.tensor([1.0, 2.0]) * i)
+            t.bn.running_var.fill_(4.0)
+            t.bn.eps = 0.0
+    raw = analysis.weight_usage(layer)
+    folded = analysis.weight_usage(layer, fold_bn=True)
+    factor = torch.tensor([[0.75], [1.5], [2.25]])
+    torch.testing.assert_close(folded, raw * factor, equal_nan=True)
+
+
+@pytest.mark.parametrize("bottleneck", [False, True])
+def test_folded_usage_ignores_a_rescaling_the_bn_undoes(bottleneck):
+    # Scaling group i's first conv by c and its BN's running variance by c^2 leaves every x_i as it was
+    # (the BN divides the c back out): the folded usage must not change, while raw |w| grows c-fold in row i.
+    torch.manual_seed(0)
+    layer = _with_bn_statistics(SeqConv2d(6, 12, 3, window=6, bottleneck=bottleneck))
+    raw, folded = analysis.weight_usage(layer), analysis.weight_usage(layer, fold_bn=True)
+    i, c = 2, 7.0
+    transform = layer.transforms[i]
+    bn = transform.reduce_bn if bottleneck else transform.bn
+    with torch.no_grad():
+        transform.first_conv.weight.mul_(c)
+        bn.running_var.mul_(c**2)
+    torch.testing.assert_close(analysis.weight_usage(layer, fold_bn=True), folded, equal_nan=True, rtol=1e-4, atol=0)
+    rescaled = analysis.weight_usage(layer)
+    expected = raw.clone()
+    expected[i] *= c
+    torch.testing.assert_close(rescaled, expected, equal_nan=True)
+    assert not torch.allclose(rescaled.nan_to_num(0), raw.nan_to_num(0))
+
+
+def test_folded_usage_keeps_the_blanks_and_is_the_effective_weight():
+    # Blanks stay NaN exactly where the view ends; where not blank, folding is what the layer computes:
+    # in eval mode a group's output is relu(scale * conv(v) + shift), so the conv's weights act times scale.
+    torch.manual_seed(1)
+    layer = _with_bn_statistics(SeqConv2d(8, 16, 4, window=8)).eval()
+    raw, folded = analysis.weight_usage(layer), analysis.weight_usage(layer, fold_bn=True)
+    assert torch.equal(folded.isnan(), raw.isnan())
+    sources = analysis.source_groups(8, 16, 4)
+    outside = torch.tensor([[not (lo < stop and hi > start) for _, lo, hi in sources] for start, stop in layer.views])
+    assert torch.equal(folded.isnan(), outside) and outside.any()
+    t = layer.transforms[1]
+    scale = t.bn.weight / (t.bn.running_var + t.bn.eps).sqrt()
+    effective = t.conv3x3.weight.detach() * scale.detach().view(-1, 1, 1, 1)
+    lo, hi = sources[2][1:]  # x_0 (channels 4-7): inside F_2's view [4, 12)
+    start = layer.views[1][0]
+    torch.testing.assert_close(folded[1, 2], effective[:, lo - start : hi - start].abs().mean())
+
+
+def test_fold_bn_needs_running_statistics_and_a_bool():
+    layer = SeqConv2d(4, 4, 2)
+    with pytest.raises(ValueError, match="fold_bn"):
+        analysis.weight_usage(layer, fold_bn="yes")
+    layer.transforms[0].bn = nn.BatchNorm2d(2, track_running_stats=False)
+    with pytest.raises(ValueError, match="running statistics"):
+        analysis.weight_usage(layer, fold_bn=True)
+    assert analysis.weight_usage(layer).shape == (2, 3)  # raw usage needs no BN
+
+
 def test_weight_usage_rejects_other_modules():
     with pytest.raises(ValueError, match="layer"):
-        viz.weight_usage(nn.Conv2d(3, 3, 3))
+        analysis.weight_usage(nn.Conv2d(3, 3, 3))
 
 
 @pytest.mark.parametrize("normalize", ["max", "row"])
@@ -237,6 +315,48 @@ def test_weight_heatmap_image_is_normalised_usage(normalize):
     raw = np.array([[1.5, 3.5, np.nan, np.nan], [np.nan, 7.0, 11.0, np.nan], [np.nan, np.nan, 16.5, 22.5]])
     scale = 22.5 if normalize == "max" else np.array([[3.5], [11.0], [22.5]])
     np.testing.assert_allclose(image, raw / scale)
+
+
+def test_weight_heatmap_passes_fold_bn_and_says_what_it_shows():
+    layer = _with_bn_statistics(_layer_with_channel_weights(4, 6, 2, window=4))
+    for fold_bn, measure in ((False, "raw mean |w| (not BN-folded)"), (True, "BN-folded mean |w|")):
+        fig = viz.plot_weight_heatmap(layer, fold_bn=fold_bn)
+        usage = analysis.weight_usage(layer, fold_bn=fold_bn).numpy()
+        np.testing.assert_allclose(_image(fig), usage / np.nanmax(usage), rtol=1e-6)
+        assert fig.axes[1].get_ylabel() == f"{measure} / layer max"
+    assert not np.allclose(_image(viz.plot_weight_heatmap(layer, fold_bn=True)),
+                           _image(viz.plot_weight_heatmap(layer)), equal_nan=True)
+
+
+def test_weight_heatmap_blanks_are_hatched_grey_with_a_legend():
+    # The paper's "white = not in the view" clashes with coolwarm's near-white midpoint (half the maximum):
+    # blanks get a hatched grey no colormap entry is close to (white is 0.23 from the midpoint, this grey over
+    # 0.4 from every entry), and a legend patch says what it means.
+    layer = _layer_with_channel_weights(4, 6, 2, window=4)
+    fig = viz.plot_weight_heatmap(layer)
+    ax = fig.axes[0]
+    legend = ax.get_legend()
+    assert legend is not None and [t.get_text() for t in legend.get_texts()] == ["not in the view"]
+    assert legend.legend_handles[0].get_hatch()
+    canvas = FigureCanvasAgg(fig)  # the figure is detached from pyplot: give it a canvas that renders
+    canvas.draw()
+    pixels = np.asarray(canvas.buffer_rgba())[..., :3].astype(float) / 255
+    colormap = matplotlib.colormaps["coolwarm"](np.linspace(0, 1, 256))[:, :3]
+    height = pixels.shape[0]
+
+    def cell(row, col):  # the inner third of a heatmap cell, in pixels
+        (x0, y0), (x1, y1) = ax.transData.transform([(col - 0.17, row - 0.17), (col + 0.17, row + 0.17)])
+        top, bottom = sorted((height - int(y0), height - int(y1)))  # display y runs up, image rows down
+        return pixels[top:bottom, int(min(x0, x1)) : int(max(x0, x1))].reshape(-1, 3)
+
+    def distance_to_colormap(rgb):
+        return np.linalg.norm(rgb[:, None, :] - colormap[None], axis=2).min(axis=1)
+
+    blank = cell(2, 0)  # F_3 does not see x_{-1}; away from the legend in the upper right
+    assert blank.size and distance_to_colormap(blank).min() > 0.3, "a blank cell looks like a colormap colour"
+    used = cell(1, 1)  # F_2 sees x_0: a colormap colour
+    assert distance_to_colormap(used).max() < 0.05
+    plt.close(fig)
 
 
 def test_weight_heatmap_options():

@@ -20,6 +20,7 @@ from torch import nn
 pytest.importorskip("ipywidgets")
 
 
+from seqlite import analysis
 from seqlite import widgets as W
 from seqlite.complexity import count_params
 from seqlite.layers import SeqConv2d
@@ -95,6 +96,24 @@ def test_layer_picker_lists_seqconv_layers_and_redraws(check_panel_structure):
     assert "seqconv1" in picker.text.value
     picker.normalize.value = "row"
     assert bytes(picker.image.value).startswith(PNG)
+
+
+def test_layer_picker_passes_fold_bn_on():
+    torch.manual_seed(0)
+    model = seqresnet_cifar(4, 1, 1)
+    with torch.no_grad():  # BN statistics as training leaves them: folding changes the picture
+        for m in model.modules():
+            if isinstance(m, nn.BatchNorm2d):
+                m.weight.uniform_(0.2, 2.0)
+                m.running_var.uniform_(0.1, 4.0)
+    raw, folded = W.layer_picker(model), W.layer_picker(model, fold_bn=True)
+    assert "raw mean |w| (not BN-folded)" in raw.text.value and "BN-folded mean |w| per" in folded.text.value
+    assert raw.image.value != folded.image.value
+    layer = raw.layers[raw.layer.value]
+    want = analysis.weight_usage(layer, fold_bn=True)
+    assert f"max {want.nan_to_num(0).max():.4f}" in folded.text.value
+    with pytest.raises(ValueError, match="fold_bn"):
+        W.layer_picker(model, fold_bn="yes")
 
 
 def test_layer_picker_rejects_models_without_seqconv():
