@@ -282,6 +282,35 @@ def Cheat(layer, x0):
 """,
         },
     ),
+    "03b path counts by length": (
+        "03b_one_layer_many_depths.ipynb",
+        ["38c25a9a", "p03b-build", "p03b-build-check", "p03b-build-sol"],
+        "check_path_counts",
+        {
+            "calls path_length_counts": """
+def Cheat(in_channels, out_channels, k, window=None):
+    return path_length_counts(in_channels, out_channels, k, window)
+""",
+            "calls it through the seqlite package": """
+import seqlite
+
+def Cheat(in_channels, out_channels, k, window=None):
+    return seqlite.path_length_counts(in_channels, out_channels, k, window)
+""",
+            "runs the dynamic programme on group_connectivity": """
+from seqlite.analysis import group_connectivity
+
+def Cheat(in_channels, out_channels, k, window=None):
+    reads = group_connectivity(in_channels, out_channels, k, window).long()
+    g = reads.shape[0]
+    paths = torch.zeros(g + 1, g + 1, dtype=torch.int64)
+    paths[0, 0] = 1
+    for i in range(1, g + 1):
+        paths[i, 1:] = (reads[i - 1] @ paths[:g])[:-1]
+    return paths[1:]
+""",
+        },
+    ),
     "05 the down-sampling block": (
         "05_downsampling.ipynb",
         ["a1802695", "p05-build", "p05-build-check", "p05-build-sol"],
@@ -324,6 +353,34 @@ def Cheat(layer_b, x, s):
 def Cheat(layer_b, x, s):
     layer_b.fast = False
     return tuple(SeqConv2d.forward_residual(layer_b, x, s))
+""",
+        },
+    ),
+    "10 seqconvify": (
+        "10_capstone.ipynb",
+        ["c10a0004", "p10-build", "p10-build-check", "p10-build-sol"],
+        "check_seqconvify",
+        {
+            "returns the notebook's ready-made SeqConv network": """
+def Cheat(model, k):
+    widths = tuple(block.conv2.out_channels for block in model.blocks[::2])
+    return resnet18_seq(model.fc.out_features, model.stem.conv.in_channels, widths=widths, k=k)
+""",
+            "builds the notebook's network class": """
+def Cheat(model, k):
+    widths = tuple(block.conv2.out_channels for block in model.blocks[::2])
+    return ResNet18Style(widths, k, model.fc.out_features, model.stem.conv.in_channels)
+""",
+            "swaps in the notebook's SeqConv blocks": """
+import copy
+
+def Cheat(model, k):
+    model = copy.deepcopy(model)
+    for i, block in enumerate(model.blocks):
+        c_in = block.conv2.in_channels if block.project is None else block.project.in_channels
+        stride = 1 if block.project is None else block.project.stride[0]
+        model.blocks[i] = BasicBlock(c_in, block.conv2.out_channels, stride, k)
+    return model
 """,
         },
     ),
