@@ -31,11 +31,13 @@ from .checks import positive_int
 from .layers import SeqConv2d
 
 if TYPE_CHECKING:
+    from matplotlib.artist import Artist
     from matplotlib.axes import Axes
     from matplotlib.figure import Figure
 
 __all__ = [
     "ReceptiveFields",
+    "field_legend_entries",
     "mass_radius",
     "path_length_counts",
     "path_length_summary",
@@ -250,22 +252,48 @@ def receptive_fields(
 # --------------------------------------------------------------------------- figures
 
 
+# The two squares drawn on every field map: (line style, what it marks).
+_FIELD_BOX_STYLE = {"ec": "tab:cyan", "lw": 1.2}
+
+
+def field_legend_entries(mass: float = 0.95) -> list[Artist]:
+    """Legend handles for the two squares on the field maps of :func:`plot_receptive_fields`.
+
+    Dashed: the centred square holding ``mass`` of the gradient (the measured radius,
+    :attr:`ReceptiveFields.radius`); dotted: the reach of the group's longest path (``i``
+    pixels for group ``x_i``: each of its ``i`` transforms has a 3x3 convolution, paper 3.1
+    and Eq. 1). Pass them to ``legend(handles=...)``; :func:`plot_receptive_fields` and
+    :func:`plot_depths` do.
+    """
+    from matplotlib.patches import Patch
+
+    return [
+        Patch(fill=False, ls="--", label=f"holds {mass:.0%} of the gradient mass (measured radius r)",
+              **_FIELD_BOX_STYLE),
+        Patch(fill=False, ls=":", label="reach of the longest path ($x_i$: $i$ pixels, one per 3x3 conv)",
+              **_FIELD_BOX_STYLE),
+    ]
+
+
 def plot_receptive_fields(fields: ReceptiveFields, axes: Sequence[Axes] | None = None, title: str = "") -> Figure:
     """One panel per group: its measured field (``|gradient|`` of the centre pixel w.r.t. ``x_0``).
 
     Each map is scaled to its own maximum (the shape, not the size of the gradient, is
     the point); the dashed square holds :attr:`ReceptiveFields.mass` of the mass (the
     average radius), the dotted one is the reach of the longest path (``i`` pixels for
-    group ``i`` with 3x3 convolutions).
+    group ``i`` with 3x3 convolutions). A figure of its own carries a legend of the two
+    squares (:func:`field_legend_entries`); given ``axes``, the caller places it.
     """
     import matplotlib.pyplot as plt
     from matplotlib.patches import Rectangle
 
     g = fields.groups
     if axes is None:
-        fig, axes = plt.subplots(1, g, figsize=(1.55 * g + 0.4, 2.0), layout="constrained", squeeze=False)
+        fig, axes = plt.subplots(1, g, figsize=(1.55 * g + 0.4, 2.4), layout="constrained", squeeze=False)
         axes = list(axes[0])
         plt.close(fig)
+        fig.legend(handles=field_legend_entries(fields.mass), loc="outside lower center", ncols=2, fontsize=8,
+                   frameon=False)
     else:
         fig = axes[0].figure
     h, w = fields.maps.shape[-2:]
@@ -277,7 +305,7 @@ def plot_receptive_fields(fields: ReceptiveFields, axes: Sequence[Axes] | None =
         for r, style in ((radius, "--"), (reach + 0.5, ":")):
             if r == r and r >= 0:  # nan when the group's output was zero on every input
                 ax.add_patch(
-                    Rectangle((w // 2 - r, h // 2 - r), 2 * r, 2 * r, fill=False, ec="tab:cyan", ls=style, lw=1.2)
+                    Rectangle((w // 2 - r, h // 2 - r), 2 * r, 2 * r, fill=False, ls=style, **_FIELD_BOX_STYLE)
                 )
         ax.set_title(f"$x_{{{i + 1}}}$: r={radius:.1f}", fontsize=9)
         ax.set_xticks([])
@@ -319,6 +347,8 @@ def plot_path_lengths(counts: Tensor | Mapping[str, Tensor], ax: Axes | None = N
 def plot_depths(fields: ReceptiveFields, counts: Tensor, title: str = "") -> Figure:
     """Fields per group (top) above the path-length histogram and the per-group summary (bottom).
 
+    Between them, the legend of the squares on the maps (:func:`field_legend_entries`).
+
     Bottom right: each group's measured radius (:attr:`ReceptiveFields.radius`) beside
     its shortest, mean and longest path length, on the same axis (pixels = transforms,
     as a 3x3 convolution widens the field by one pixel).
@@ -326,12 +356,15 @@ def plot_depths(fields: ReceptiveFields, counts: Tensor, title: str = "") -> Fig
     import matplotlib.pyplot as plt
 
     g = fields.groups
-    # Fixed grids, not constrained layout: the widget redraws this figure on every move.
-    fig = plt.figure(figsize=(max(8.0, 1.3 * g + 1), 4.6))
+    # Fixed grids, not constrained layout: the widget redraws this figure on every move. The
+    # legend of the maps' squares sits in a row of its own between the maps and the plots.
+    fig = plt.figure(figsize=(max(8.0, 1.3 * g + 1), 5.0))
     plt.close(fig)
-    maps = fig.add_gridspec(1, g, left=0.02, right=0.98, top=0.88 if title else 0.93, bottom=0.6, wspace=0.08)
-    plots = fig.add_gridspec(1, 2, left=0.08, right=0.98, top=0.47, bottom=0.11, wspace=0.22)
+    maps = fig.add_gridspec(1, g, left=0.02, right=0.98, top=0.89 if title else 0.935, bottom=0.62, wspace=0.08)
+    plots = fig.add_gridspec(1, 2, left=0.08, right=0.98, top=0.44, bottom=0.1, wspace=0.22)
     plot_receptive_fields(fields, [fig.add_subplot(maps[0, i]) for i in range(g)])
+    fig.legend(handles=field_legend_entries(fields.mass), loc="center", bbox_to_anchor=(0.5, 0.545), ncols=2,
+               fontsize=8, frameon=False)
     left, right = fig.add_subplot(plots[0, 0]), fig.add_subplot(plots[0, 1])
     plot_path_lengths(counts, ax=left)
     summary = path_length_summary(counts)

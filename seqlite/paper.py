@@ -7,8 +7,9 @@ our multiply-accumulate counts relate to them), errors in percent. C10+ / C100+ 
 the paper does not give ("-" in its tables, or a column the table does not have).
 
 Rows of the paper's own models name the registered ``seqlite`` model that builds them
-(:attr:`PaperResult.registry_name` and :attr:`PaperResult.model_args`); :func:`lookup`
-finds a row by those names, and :func:`compare_run` puts a training run's ``metrics.csv``
+(:attr:`PaperResult.registry_name` and :attr:`PaperResult.model_args`, or the whole call as
+text: :meth:`PaperResult.create_model_call`); :func:`lookup` finds a row by those names, and
+:func:`compare_run` puts a training run's ``metrics.csv``
 (final and best test error) beside the row of the model and dataset it trained::
 
     >>> from seqlite import paper
@@ -92,6 +93,21 @@ class PaperResult:
         from .registry import create_model
 
         return create_model(self.registry_name, **{**self.model_args, **overrides})
+
+    def create_model_call(self, **overrides: Any) -> str:
+        """The ``create_model(...)`` call that builds this row's network, as source text.
+
+        E.g. ``create_model("seqresnet_k8_r4_n1", k=16, r=3, n=(1, 2, 2))`` for Table 5's S4
+        (paper 4.5): the registered name with the row's :attr:`model_args` and ``overrides``
+        (which win, as in :meth:`create_model`), each value written with ``repr``, so that
+        evaluating the text with ``seqlite.create_model`` in scope builds what
+        :meth:`create_model` builds.
+        """
+        if self.registry_name is None:
+            raise ValueError(f"{self.label} is not one of the paper's models; seqlite does not build it")
+        args = {**self.model_args, **overrides}
+        arguments = "".join(f", {key}={value!r}" for key, value in args.items())
+        return f'create_model("{self.registry_name}"{arguments})'
 
 
 def _error_field(dataset: str) -> str:
@@ -252,7 +268,11 @@ def _paper_number(value: float | None, digits: int = 2) -> str:
 
 
 def markdown_table(rows: Iterable[PaperResult] | None = None) -> str:
-    """A markdown table of ``rows`` (default: all), with only the columns they fill."""
+    """A markdown table of ``rows`` (default: all), with only the columns they fill.
+
+    The "seqlite model" column holds :meth:`PaperResult.create_model_call`: the exact call
+    that builds the row's network (Table 5's S2-S4 are the S1 model with overrides, paper 4.5).
+    """
     rows = list(RESULTS if rows is None else rows)
     columns = [
         ("table", lambda r: r.table),
@@ -265,7 +285,7 @@ def markdown_table(rows: Iterable[PaperResult] | None = None) -> str:
         ("top-1 error (%)", lambda r: _paper_number(r.top1_error)),
         ("top-5 error (%)", lambda r: _paper_number(r.top5_error)),
         ("epochs", lambda r: "" if r.epochs is None else str(r.epochs)),
-        ("seqlite model", lambda r: f"`{r.registry_name}`" if r.registry_name else ""),
+        ("seqlite model", lambda r: f"`{r.create_model_call()}`" if r.registry_name else ""),
     ]
     cells = [[get(r) for _, get in columns] for r in rows]
     keep = [j for j in range(len(columns)) if any(row[j] for row in cells)]

@@ -177,3 +177,51 @@ def test_receptive_fields_reject_bad_input():
         receptive_fields(layer, statistics="batch")
     with pytest.raises(ValueError, match="SeqConv2d"):
         receptive_fields(torch.nn.Conv2d(8, 8, 3))
+
+
+# --------------------------------------------------------------------------- figures: the squares explained
+
+
+def _legend_labels(fig) -> list[str]:
+    return [text.get_text() for legend in fig.legends for text in legend.get_texts()]
+
+
+def test_field_legend_entries_name_both_squares_in_the_maps_style():
+    from seqlite.depths import field_legend_entries
+
+    dashed, dotted = field_legend_entries(0.9)
+    assert "90% of the gradient mass" in dashed.get_label() and "radius" in dashed.get_label()
+    assert "reach of the longest path" in dotted.get_label()
+    assert (dashed.get_linestyle(), dotted.get_linestyle()) == ("--", ":")
+    assert not dashed.get_fill() and dashed.get_edgecolor() == dotted.get_edgecolor()
+
+
+def test_field_figures_carry_the_legend_of_their_squares():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib.patches import Rectangle
+
+    from seqlite.depths import field_legend_entries, plot_depths, plot_receptive_fields
+
+    torch.manual_seed(0)
+    layer = SeqConv2d(8, 16, 4, window=8)
+    init_weights(layer)
+    fields = receptive_fields(layer, samples=2)
+    counts = path_length_counts(8, 16, 4, window=8)
+    expected = [h.get_label() for h in field_legend_entries(fields.mass)]
+    for fig in (plot_depths(fields, counts, title="t"), plot_receptive_fields(fields)):
+        assert _legend_labels(fig) == expected  # one figure legend, the two squares
+        # ...and the squares on the maps are drawn in the legend's styles.
+        squares = [p for ax in fig.axes for p in ax.patches if isinstance(p, Rectangle) and not p.get_fill()]
+        styles = {p.get_linestyle() for p in squares}
+        assert styles == {"--", ":"}
+    # The same figure in the notebook and the widget: taller than before, to make room for it.
+    assert plot_depths(fields, counts).get_size_inches()[1] == pytest.approx(5.0)
+    # Drawn into a caller's axes, plot_receptive_fields leaves the legend to the caller.
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 2)
+    plt.close(fig)
+    plot_receptive_fields(fields, list(axes))
+    assert not fig.legends

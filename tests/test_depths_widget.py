@@ -134,3 +134,12 @@ def test_what_is_clamped_does_not_depend_on_the_hash_seed():
         assert done.returncode == 0, done.stderr
         seen[seed] = done.stdout.strip().splitlines()[-1]
     assert seen["0"] == seen["2"] and "g=20 is outside what the panel offers" in seen["0"]
+
+
+def test_panel_figure_explains_the_squares():
+    from seqlite.depths import field_legend_entries
+
+    panel = W.DepthsPanel(in_channels=8, g=4, k=4, window=8)
+    fig = panel.draw()  # what the panel renders to its image on every move
+    labels = [t.get_text() for legend in fig.legends for t in legend.get_texts()]
+    assert labels == [h.get_label() for h in field_legend_entries()]

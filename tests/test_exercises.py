@@ -282,6 +282,35 @@ def Cheat(layer, x0):
 """,
         },
     ),
+    "03b path counts by length": (
+        "03b_one_layer_many_depths.ipynb",
+        ["38c25a9a", "p03b-build", "p03b-build-check", "p03b-build-sol"],
+        "check_path_counts",
+        {
+            "calls path_length_counts": """
+def Cheat(in_channels, out_channels, k, window=None):
+    return path_length_counts(in_channels, out_channels, k, window)
+""",
+            "calls it through the seqlite package": """
+import seqlite
+
+def Cheat(in_channels, out_channels, k, window=None):
+    return seqlite.path_length_counts(in_channels, out_channels, k, window)
+""",
+            "runs the dynamic programme on group_connectivity": """
+from seqlite.analysis import group_connectivity
+
+def Cheat(in_channels, out_channels, k, window=None):
+    reads = group_connectivity(in_channels, out_channels, k, window).long()
+    g = reads.shape[0]
+    paths = torch.zeros(g + 1, g + 1, dtype=torch.int64)
+    paths[0, 0] = 1
+    for i in range(1, g + 1):
+        paths[i, 1:] = (reads[i - 1] @ paths[:g])[:-1]
+    return paths[1:]
+""",
+        },
+    ),
     "05 the down-sampling block": (
         "05_downsampling.ipynb",
         ["a1802695", "p05-build", "p05-build-check", "p05-build-sol"],
@@ -363,6 +392,37 @@ def Cheat(model):
 """,
         },
     ),
+    "08 Fig. 5's weight usage": (
+        "08_weight_heatmaps.ipynb",
+        ["b1893f3c", "p08-build", "p08-build-check", "p08-build-sol"],
+        "check_weight_usage",
+        {
+            "calls the library's weight_usage": """
+def Cheat(layer):
+    return weight_usage(layer)
+""",
+            "reaches it through its module": """
+import seqlite.analysis
+
+def Cheat(layer):
+    return seqlite.analysis.weight_usage(layer, fold_bn=False)
+""",
+            "takes the columns from source_groups": """
+from seqlite.analysis import source_groups
+
+def Cheat(layer):
+    sources = source_groups(layer.in_channels, layer.out_channels, layer.k)
+    usage = torch.full((len(layer.transforms), len(sources)), float("nan"))
+    for i, (transform, (start, stop)) in enumerate(zip(layer.transforms, layer.views)):
+        weight = transform.first_conv.weight.detach()
+        for j, (_, lo, hi) in enumerate(sources):
+            lo, hi = max(lo, start), min(hi, stop)
+            if lo < hi:
+                usage[i, j] = weight[:, lo - start:hi - start].abs().mean()
+    return usage
+""",
+        },
+    ),
     "09 the plain twin": (
         "09_drop_in_layer.ipynb",
         ["4468a63b", "35064fae", "cc12f637", "p09-build", "p09-build-check", "p09-build-sol"],
@@ -405,34 +465,31 @@ def Cheat(model):
 """,
         },
     ),
-    "08 Fig. 5's weight usage": (
-        "08_weight_heatmaps.ipynb",
-        ["b1893f3c", "p08-build", "p08-build-check", "p08-build-sol"],
-        "check_weight_usage",
+    "10 seqconvify": (
+        "10_capstone.ipynb",
+        ["c10a0004", "p10-build", "p10-build-check", "p10-build-sol"],
+        "check_seqconvify",
         {
-            "calls the library's weight_usage": """
-def Cheat(layer):
-    return weight_usage(layer)
+            "returns the notebook's ready-made SeqConv network": """
+def Cheat(model, k):
+    widths = tuple(block.conv2.out_channels for block in model.blocks[::2])
+    return resnet18_seq(model.fc.out_features, model.stem.conv.in_channels, widths=widths, k=k)
 """,
-            "reaches it through its module": """
-import seqlite.analysis
-
-def Cheat(layer):
-    return seqlite.analysis.weight_usage(layer, fold_bn=False)
+            "builds the notebook's network class": """
+def Cheat(model, k):
+    widths = tuple(block.conv2.out_channels for block in model.blocks[::2])
+    return ResNet18Style(widths, k, model.fc.out_features, model.stem.conv.in_channels)
 """,
-            "takes the columns from source_groups": """
-from seqlite.analysis import source_groups
+            "swaps in the notebook's SeqConv blocks": """
+import copy
 
-def Cheat(layer):
-    sources = source_groups(layer.in_channels, layer.out_channels, layer.k)
-    usage = torch.full((len(layer.transforms), len(sources)), float("nan"))
-    for i, (transform, (start, stop)) in enumerate(zip(layer.transforms, layer.views)):
-        weight = transform.first_conv.weight.detach()
-        for j, (_, lo, hi) in enumerate(sources):
-            lo, hi = max(lo, start), min(hi, stop)
-            if lo < hi:
-                usage[i, j] = weight[:, lo - start:hi - start].abs().mean()
-    return usage
+def Cheat(model, k):
+    model = copy.deepcopy(model)
+    for i, block in enumerate(model.blocks):
+        c_in = block.conv2.in_channels if block.project is None else block.project.in_channels
+        stride = 1 if block.project is None else block.project.stride[0]
+        model.blocks[i] = BasicBlock(c_in, block.conv2.out_channels, stride, k)
+    return model
 """,
         },
     ),

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from seqlite import count_params, paper
+from seqlite import count_params, create_model, paper
 from seqlite.paper import PaperResult, compare_run, lookup, results
 
 REPO = Path(__file__).resolve().parents[1]
@@ -128,6 +128,35 @@ def test_rows_build_the_registered_network_of_that_size(row: PaperResult) -> Non
     assert abs(params - row.params) <= tolerance + 1e-9, f"{row.label}: {params:.3f}M built, paper {row.params}M"
 
 
+CALL_ROWS = results(5) + [r for r in results(3, ours=True) if r.params < 2] + results(3, ours=True)[-1:]
+
+
+@pytest.mark.parametrize("row", CALL_ROWS, ids=lambda r: r.label)
+def test_create_model_call_builds_the_rows_network(row: PaperResult) -> None:
+    # The text is a call a student can paste: evaluated with only create_model in scope, it builds
+    # the row's network, whose parameter count rounds to the paper's (as the test above).
+    call = row.create_model_call()
+    assert call.startswith(f'create_model("{row.registry_name}"') and call.endswith(")")
+    model = eval(call, {"__builtins__": {}}, {"create_model": create_model})  # noqa: S307 - our own text
+    assert count_params(model) == count_params(row.create_model())
+    assert abs(count_params(model) / 1e6 - row.params) <= 0.05 + 1e-9, f"{call}: {count_params(model)}"
+
+
+def test_create_model_call_spells_table5_overrides_and_takes_more() -> None:
+    s1, s2, s3, s4 = results(5)
+    assert s1.create_model_call() == 'create_model("seqresnet_k8_r4_n1")'
+    assert s2.create_model_call() == 'create_model("seqresnet_k8_r4_n1", k=8, r=3, n=(1, 2, 1), windowed=False)'
+    assert s3.create_model_call() == 'create_model("seqresnet_k8_r4_n1", k=16, r=4, n=1)'
+    assert s4.create_model_call() == 'create_model("seqresnet_k8_r4_n1", k=16, r=3, n=(1, 2, 2))'
+    # Overrides win and come after the row's own arguments, as in create_model(**overrides).
+    assert s4.create_model_call(r=1, drop_rate=0.0) == (
+        'create_model("seqresnet_k8_r4_n1", k=16, r=1, n=(1, 2, 2), drop_rate=0.0)')
+    small = eval(s4.create_model_call(r=1, in_chans=1), {"create_model": create_model})  # noqa: S307
+    assert count_params(small) == count_params(s4.create_model(r=1, in_chans=1))
+    with pytest.raises(ValueError, match="does not build it"):
+        results(3)[0].create_model_call()
+
+
 def test_lookup_by_registry_name_and_overrides() -> None:
     assert lookup("seqresnet_k8_r4_n1").table == "Table 3"
     assert lookup("seqresnet_k8_r4_n1", table=5).model == "S1"
@@ -162,6 +191,9 @@ def test_rows_error_by_dataset_and_markdown() -> None:
     assert table.splitlines()[0].startswith("| table | model | setting | params (M) | C10+ error (%)")
     assert "| S2 | k=8, r=3, N={1, 2, 1}, dense | 1.2 | 4.90 |" in table
     assert "top-1" not in table  # only the columns the rows fill
+    # The seqlite column is the exact call, overrides included (S2-S4 are the S1 model changed).
+    assert '| `create_model("seqresnet_k8_r4_n1", k=16, r=3, n=(1, 2, 2))` |' in table
+    assert '| `create_model("seqresnet_k8_r4_n1")` |' in table.splitlines()[2]
 
 
 def write_run(folder: Path, errors: list[float], config: dict | None = None, top5: bool = False) -> Path:
