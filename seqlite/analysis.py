@@ -30,6 +30,7 @@ __all__ = [
     "seqconv_layers",
     "source_groups",
     "weight_usage",
+    "weight_usage_measure",
 ]
 
 
@@ -144,6 +145,11 @@ def weight_usage(layer: SeqConv2d, *, fold_bn: bool = False) -> Tensor:
                 if lo < hi:
                     usage[i, j] = weight[:, lo - start : hi - start].abs().mean()
     return usage
+
+
+def weight_usage_measure(fold_bn: bool) -> str:
+    """What :func:`weight_usage` measures, in words (a colour bar's or a panel's label)."""
+    return "BN-folded mean |w|" if fold_bn else "raw mean |w| (not BN-folded)"
 
 
 def seqconv_layers(model: nn.Module) -> list[tuple[str, SeqConv2d]]:

@@ -252,7 +252,7 @@ def receptive_fields(
 # --------------------------------------------------------------------------- figures
 
 
-# The two squares drawn on every field map: (line style, what it marks).
+# Edge colour and width of the two squares on every field map (and of their legend entries).
 _FIELD_BOX_STYLE = {"ec": "tab:cyan", "lw": 1.2}
 
 

@@ -20,10 +20,10 @@ a layer runs while its ``fast`` attribute is true (the default):
   block, its outputs are pushed to all later groups that see them with one convolution.
   Nothing of size ``g x view`` is ever built, so activation memory grows linearly with
   the number of groups.
-* Dropout (``Dropout2d`` on each group's view: rate and placement from paper 4.2, channel-wise per
-  view is seqlite's choice) differs per group, so it cannot
-  be applied to a shared source: every group's mask is drawn first (the same calls, in
-  the same order, as the per-group loop makes) and folded into per-sample weights.
+* Dropout (``Dropout2d`` on each group's view: rate and placement from paper 4.2, channel-wise
+  per view is seqlite's choice) differs per group, so it cannot be applied to a shared source:
+  every group's mask is drawn first (the same calls, in the same order, as the per-group loop
+  makes) and folded into per-sample weights.
 
 The order is fixed by the layer's shape: :func:`make_plan` computes it once per layer
 (a :class:`Plan`) and :func:`seqconv_forward` follows it on every call. The kernel takes what

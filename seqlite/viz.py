@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
-from .analysis import param_growth, source_groups, weight_usage
+from .analysis import param_growth, source_groups, weight_usage, weight_usage_measure
 from .layers import SeqConv2d
 from .spec import SeqConvSpec, window_mask
 from .train.run_folder import read_metrics
@@ -360,18 +360,11 @@ def plot_cost_comparison(rows: Sequence[Mapping[str, Any]], ax: Axes | None = No
 _NORMALIZATIONS = ("max", "row")
 # Cells outside a group's view: hatched mid-grey, a colour coolwarm never takes (its midpoint,
 # "used half as much as the maximum", is near white, the paper's colour for "not in the view").
-BLANK_FACE = "0.55"
-BLANK_HATCH = "0.3"
-BLANK_LABEL = "not in the view"
+_BLANK = dict(facecolor="0.55", edgecolor="0.3", hatch="///", linewidth=0.0)
 
 
 def plot_weight_heatmap(
-    layer: SeqConv2d,
-    ax: Axes | None = None,
-    *,
-    normalize: str = "max",
-    title: str | None = None,
-    fold_bn: bool = False,
+    layer: SeqConv2d, ax: Axes | None = None, *, normalize: str = "max", title: str | None = None, fold_bn: bool = False
 ) -> Figure:
     """Fig. 5: the weight usage of one (W)SeqConv layer as a heatmap, target vs source group.
 
@@ -404,8 +397,7 @@ def plot_weight_heatmap(
 
     # NaN cells are transparent, so the hatched rectangle under the image shows through them.
     cmap = matplotlib.colormaps["coolwarm"].with_extremes(bad=(0.0, 0.0, 0.0, 0.0))
-    blank = dict(facecolor=BLANK_FACE, edgecolor=BLANK_HATCH, hatch="///", linewidth=0.0)
-    ax.add_patch(Rectangle((-0.5, -0.5), s, g, zorder=-1, gid="not-in-view", **blank))
+    ax.add_patch(Rectangle((-0.5, -0.5), s, g, zorder=-1, gid="not-in-view", **_BLANK))
     image = ax.imshow(normed.numpy(), cmap=cmap, vmin=0.0, vmax=1.0, interpolation="nearest", aspect="auto")
     # Label every group up to 24 (Fig. 5's layers have at most 23 sources at r=4); thin out beyond.
     step = max(1, math.ceil(s / 24))
@@ -415,10 +407,9 @@ def plot_weight_heatmap(
     ax.set_xlabel("source feature group", fontsize=9)
     ax.set_ylabel("target group", fontsize=9)
     # Upper right: F_1 never sees x_{g-1}, so for g > 1 the legend sits on blank cells.
-    ax.legend(handles=[Patch(label=BLANK_LABEL, **blank)], loc="upper right", fontsize=7, framealpha=0.9)
+    ax.legend(handles=[Patch(label="not in the view", **_BLANK)], loc="upper right", fontsize=7, framealpha=0.9)
     bar = fig.colorbar(image, ax=ax, shrink=0.8)
-    measure = "BN-folded mean |w|" if fold_bn else "raw mean |w| (not BN-folded)"
-    bar.set_label(f"{measure} / {'layer' if normalize == 'max' else 'row'} max", fontsize=9)
+    bar.set_label(f"{weight_usage_measure(fold_bn)} / {'layer' if normalize == 'max' else 'row'} max", fontsize=9)
     kind = "dense" if layer.window is None else f"window {layer.window}"
     ax.set_title(title or f"Weight usage (Fig. 5): in={layer.in_channels}, k={layer.k}, {kind}", fontsize=10)
     return fig

@@ -269,7 +269,7 @@ class LayerPicker(Panel):
         pairs, broken = int(in_view.sum()), int(in_view.sum()) - finite.numel()
         text = f"<b>{html.escape(self.layer.value)}</b>: {html.escape(layer.extra_repr())}<br>"
         if finite.numel():
-            measure = "BN-folded mean |w|" if self.fold_bn else "raw mean |w| (not BN-folded)"
+            measure = analysis.weight_usage_measure(self.fold_bn)
             text += f"{measure} per (target, source) pair: min {finite.min():.4f}, max {finite.max():.4f}, "
         text += f"{pairs} pairs in view"
         if broken:

@@ -4,8 +4,8 @@ One :class:`TrainConfig` says everything about a run; :func:`train` runs it. The
 (paper 4.2): SGD with Nesterov momentum 0.9, weight decay 1e-4, initial lr 0.1; CIFAR batch
 64 for 300 epochs with lr / 10 at 50% and 75% of the epochs (150 and 225); ImageNet batch 256
 for 100 epochs with lr / 10 every 30 epochs. ``recipe="short"`` is a CIFAR run meant to fit a
-free Colab session (projected, not measured) (:func:`recipe_for` says what it changes and why); ``recipe="quick"`` keeps
-the optimiser and uses a short cosine schedule.
+free Colab session (projected, not measured; :func:`recipe_for` says what it changes and why);
+``recipe="quick"`` keeps the optimiser and uses a short cosine schedule.
 
 A run folder ``out`` holds ``config.json`` (the resolved :class:`TrainConfig`, written at the
 start) and, after every epoch, ``last.pt``, ``best.pt`` when the test (or validation) error
